@@ -1,0 +1,100 @@
+"""Profiles: values written out, choice explained, offline failure fast and clear."""
+
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from vgpt import profiles
+from vgpt.profiles import SEED, TINY, ProfileUnavailable
+
+
+def test_seed_profile_is_the_original_recipe():
+    assert SEED.vision_model == "openai/clip-vit-large-patch14"
+    assert SEED.language_model == "gpt2"
+    assert (SEED.vision_width, SEED.text_width, SEED.visual_tokens) == (1024, 768, 257)
+    assert SEED.projector == "linear"
+    assert (SEED.lora_r, SEED.lora_alpha, SEED.lora_targets) == (16, 32, ("c_attn",))
+    assert (SEED.max_caption_tokens, SEED.lr, SEED.batch_size, SEED.epochs) == (40, 2e-4, 8, 3)
+    assert SEED.feature_layer == -1 and SEED.keep_cls and SEED.needs_hub
+
+
+def test_resolve_profile_by_argument_env_and_auto(monkeypatch):
+    monkeypatch.setenv("VGPT_PROFILE", "seed")
+    assert profiles.resolve_profile()[0] is SEED
+    assert profiles.resolve_profile("tiny")[0] is TINY
+    monkeypatch.delenv("VGPT_PROFILE")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    profile, why = profiles.resolve_profile()
+    assert profile is TINY and "no CUDA GPU" in why
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    profile, why = profiles.resolve_profile("auto")
+    assert profile is TINY and "HF_HUB_OFFLINE" in why
+    with pytest.raises(ValueError, match="unknown profile 'tyni'"):
+        profiles.resolve_profile("tyni")
+
+
+def test_hub_check_answers_fast_when_closed(monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
+    start = time.perf_counter()
+    ok, why = profiles.hub_reachable()
+    assert not ok and "127.0.0.1:9" in why
+    assert time.perf_counter() - start < 3
+
+
+@pytest.mark.parametrize("offline", ["1", None])
+def test_seed_without_hub_fails_fast_and_clearly(monkeypatch, tmp_path, offline):
+    monkeypatch.setenv("HF_HOME", str(tmp_path))  # an empty cache: nothing downloaded
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    if offline:
+        monkeypatch.setenv("HF_HUB_OFFLINE", offline)
+    else:
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    start = time.perf_counter()
+    with pytest.raises(ProfileUnavailable) as err:
+        profiles.load_profile("seed", verbose=False)
+    assert time.perf_counter() - start < 10
+    message = str(err.value)
+    assert "openai/clip-vit-large-patch14" in message and "--profile tiny" in message
+
+
+def test_missing_tiny_folder_is_a_clear_error(tmp_path):
+    broken = TINY.with_(vision_model=str(tmp_path / "nowhere"))
+    with pytest.raises(ProfileUnavailable, match="nowhere.*build-tiny"):
+        profiles.load_profile(broken, verbose=False)
+
+
+def test_cli_profile_and_errors():
+    ok = subprocess.run([sys.executable, "-m", "vgpt", "profile", "seed"], capture_output=True, text=True)
+    assert ok.returncode == 0 and "openai/clip-vit-large-patch14" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "vgpt", "profile", "tyni"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and "unknown profile" in bad.stderr
+    missing = subprocess.run([sys.executable, "-m", "vgpt", "build-tiny", "--check", "--out", "/nonexistent"],
+                             capture_output=True, text=True)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert "/nonexistent" in missing.stderr
+
+
+def test_seed_architecture_from_config_has_the_seed_shapes(seed_random):
+    """Random weights, no download: 257 x 1024 features, 768-d embeddings, GPT-2 vocabulary."""
+    vision, lm = seed_random
+    assert sum(p.numel() for p in vision.parameters()) == 303_179_776
+    assert sum(p.numel() for p in lm.parameters()) == 124_439_808
+    with torch.no_grad():
+        features = vision(pixel_values=torch.randn(1, 3, 224, 224)).last_hidden_state
+        assert features.shape == (1, 257, 1024)
+        embeds = lm.get_input_embeddings()(torch.tensor([[50256, 464]]))
+        assert embeds.shape == (1, 2, 768)
+        logits = lm(inputs_embeds=torch.randn(1, 3, 768)).logits
+        assert logits.shape == (1, 3, 50257)
+    assert not any(p.requires_grad for p in vision.parameters())
+
+
+@pytest.mark.parametrize("command", [[], ["build-tiny"], ["profile"]])
+def test_every_command_has_help(command):
+    run = subprocess.run([sys.executable, "-m", "vgpt", *command, "--help"], capture_output=True, text=True)
+    assert run.returncode == 0 and "usage: python -m vgpt" in run.stdout
