@@ -1,0 +1,153 @@
+"""Stage 01: image -> frozen vision tower -> a sequence of feature vectors, cached on disk.
+
+    pixel_values (B, 3, H, W) --tower--> hidden states --pick layer, CLS?, LN?--> (B, N, Dv)
+
+The seed takes CLIP's `last_hidden_state` with CLS: 257 x 1024 for ViT-L/14.
+LLaVA takes the penultimate layer without CLS (256 x 1024): the last layer is
+shaped by CLIP's contrastive objective toward the pooled CLS, the one before
+it keeps more local detail.
+
+The tower never trains, so its output for an image never changes: computing
+it once per image and reading it back is the biggest speed-up available.
+The cache is a memory-mapped fp16 array, so a 4.3 GB Flickr8k cache is read
+row by row, not loaded into RAM.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    layer: int = -1  # index into hidden_states: -1 last (the seed), -2 penultimate (LLaVA)
+    keep_cls: bool = True  # keep token 0, CLIP's CLS
+    layernorm: bool = False  # apply the tower's final LayerNorm to every token
+
+    @classmethod
+    def from_profile(cls, profile) -> "FeatureSpec":
+        return cls(profile.feature_layer, profile.keep_cls, profile.feature_layernorm)
+
+
+@torch.no_grad()
+def extract_features(vision, pixel_values: torch.Tensor, spec: FeatureSpec = FeatureSpec()) -> torch.Tensor:
+    """(B, 3, H, W) -> (B, N, Dv) from a frozen CLIPVisionModel."""
+    vision.eval()
+    if spec.layer == -1:
+        hidden = vision(pixel_values=pixel_values).last_hidden_state  # (B, 1 + P, Dv)
+    else:
+        hidden = vision(pixel_values=pixel_values, output_hidden_states=True).hidden_states[spec.layer]
+    if not spec.keep_cls:
+        hidden = hidden[:, 1:]  # (B, P, Dv)
+    if spec.layernorm:
+        hidden = vision.post_layernorm(hidden)
+    return hidden
+
+
+def tower_fingerprint(vision) -> str:
+    """Identifies a tower by its config and a hash of its weights' bytes."""
+    h = hashlib.sha256(vision.config.to_json_string(use_diff=False).encode())
+    for name, tensor in sorted(vision.state_dict().items()):
+        if name.endswith(("patch_embedding.weight", "post_layernorm.weight", "post_layernorm.bias")):
+            h.update(tensor.detach().cpu().float().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+class CacheError(RuntimeError):
+    """A feature cache cannot be used or written; the message names the folder."""
+
+
+class FeatureCache:
+    """Features of many images in one folder: `features.npy` (fp16, memory-mapped),
+    `ids.json`, and `meta.json`, which is written last: no meta, no cache.
+    """
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        meta_path = self.folder / "meta.json"
+        if not meta_path.is_file():
+            raise CacheError(f"{self.folder}: not a complete feature cache (meta.json missing)")
+        self.meta = json.loads(meta_path.read_text())
+        self.ids = json.loads((self.folder / "ids.json").read_text())
+        self.row = {image_id: i for i, image_id in enumerate(self.ids)}
+        self.array = np.load(self.folder / "features.npy", mmap_mode="r")
+        if self.array.shape[0] != len(self.ids):
+            raise CacheError(f"{self.folder}: {self.array.shape[0]} feature rows for {len(self.ids)} ids")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __contains__(self, image_id: str) -> bool:
+        return image_id in self.row
+
+    def get(self, image_ids: Sequence[str]) -> torch.Tensor:
+        """(B, N, Dv) fp16 for these ids, read from disk."""
+        rows = [self.row[i] for i in image_ids]
+        return torch.from_numpy(np.stack([self.array[r] for r in rows]))
+
+
+def cache_key(vision, spec: FeatureSpec, image_size: int) -> str:
+    blob = json.dumps({"tower": tower_fingerprint(vision), "spec": asdict(spec), "image_size": image_size})
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def build_cache(
+    vision,
+    images: Sequence[tuple[str, Callable[[], object]]],
+    to_pixels: Callable[[list], torch.Tensor],
+    root: str | Path,
+    spec: FeatureSpec = FeatureSpec(),
+    image_size: int = 224,
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+) -> FeatureCache:
+    """Features for `images` (pairs of id and a function that opens the image),
+    cached under `root/<key>/`. Reused when the key (tower weights, layer
+    choice, image size) and the ids match; otherwise rebuilt.
+    """
+    key = cache_key(vision, spec, image_size)
+    folder = Path(root) / key
+    ids = [image_id for image_id, _ in images]
+    try:
+        cache = FeatureCache(folder)
+        if cache.ids == ids:
+            return cache
+    except (CacheError, OSError, ValueError):
+        pass  # missing, half-written or for other images: rebuild
+    Path(root).mkdir(parents=True, exist_ok=True)
+    if not os.access(root, os.W_OK):
+        raise CacheError(f"{root}: feature cache folder is not writable; pass another cache folder")
+    work = Path(root) / f".{key}.partial"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    vision = vision.to(device)
+    array = None
+    for start in tqdm(range(0, len(images), batch_size), desc="features", unit="batch"):
+        chunk = images[start:start + batch_size]
+        pixels = to_pixels([open_image() for _, open_image in chunk]).to(device)
+        feats = extract_features(vision, pixels, spec).to("cpu", torch.float16).numpy()
+        if array is None:
+            array = np.lib.format.open_memmap(work / "features.npy", mode="w+", dtype=np.float16,
+                                              shape=(len(images), *feats.shape[1:]))
+        array[start:start + len(chunk)] = feats
+    if array is None:
+        raise CacheError("no images given to cache")
+    array.flush()
+    del array
+    (work / "ids.json").write_text(json.dumps(ids))
+    meta = {"key": key, "tower": tower_fingerprint(vision), "spec": asdict(spec), "image_size": image_size,
+            "count": len(ids)}
+    (work / "meta.json").write_text(json.dumps(meta, indent=2))
+    shutil.rmtree(folder, ignore_errors=True)
+    work.rename(folder)
+    return FeatureCache(folder)

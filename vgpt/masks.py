@@ -1,0 +1,50 @@
+"""Stage 04: the joint attention mask over [visual prefix | caption].
+
+    attention_mask (B, N + T): ones over the N prefix slots, then the text's own mask
+
+GPT-2 is causal, so a caption token already sees every prefix slot before it:
+the prefix is the first N positions. The mask only has to say which slots
+are padding. Training pads on the right (padding comes after every real
+token, so nothing real ever attends to it). Batched generation pads on the
+left, so that every row's next token lands at the same place; then the
+position ids must skip the padding, or the shorter rows would start at
+position 3 instead of 0.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def joint_attention_mask(text_mask: torch.Tensor, n_prefix: int) -> torch.Tensor:
+    """(B, T) text mask -> (B, N + T): the whole prefix is visible, padding is not."""
+    prefix = torch.ones(text_mask.shape[0], n_prefix, dtype=text_mask.dtype, device=text_mask.device)
+    return torch.cat([prefix, text_mask], dim=1)
+
+
+def position_ids_from_mask(mask: torch.Tensor) -> torch.Tensor:
+    """0, 1, 2, ... counted over real slots only; padding gets 0 (it is never attended)."""
+    return (mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def left_pad(embeds: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Rows of different lengths (each (L_i, D)) -> left-padded (B, L, D), mask (B, L), position ids (B, L)."""
+    width = max(e.shape[0] for e in embeds)
+    dim = embeds[0].shape[-1]
+    out = embeds[0].new_zeros(len(embeds), width, dim)
+    mask = torch.zeros(len(embeds), width, dtype=torch.long, device=embeds[0].device)
+    for i, e in enumerate(embeds):
+        out[i, width - e.shape[0]:] = e
+        mask[i, width - e.shape[0]:] = 1
+    return out, mask, position_ids_from_mask(mask)
+
+
+def attention_matrix(mask: torch.Tensor) -> torch.Tensor:
+    """One sample's (L,) mask -> the (L, L) matrix of who attends to whom.
+
+    Row i, column j is 1 where position i may attend to position j:
+    causal (j <= i) and j is not padding. For the notebook's heatmap.
+    """
+    length = mask.shape[-1]
+    causal = torch.ones(length, length, dtype=torch.long).tril()
+    return causal * mask.long().view(1, length)
