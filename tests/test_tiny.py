@@ -66,6 +66,29 @@ def test_language_model_reaches_the_entropy_floor(parts, manifest):
     assert loss == pytest.approx(manifest["quality"]["lm_expected_loss"], abs=1e-3)
 
 
+def test_language_model_knows_late_positions(parts):
+    """A caption at positions 30-45 (where a visual prefix pushes it) is predicted as well
+    as one at the start: the packed training reached every position."""
+    import random
+
+    tok, lm = parts.tokenizer, parts.language_model
+    eot = tok.eos_token_id
+    rng = random.Random(3)
+    context = [eot]
+    while len(context) < 30:
+        context += tok(shapes.sample_scene(rng).caption).input_ids + [eot]
+    nll, count = 0.0, 0
+    with torch.no_grad():
+        for _ in range(200):
+            target = tok(shapes.sample_scene(rng).caption).input_ids + [eot]
+            ids = torch.tensor([context + target])
+            logits = lm(input_ids=ids).logits[0, len(context) - 1:-1]
+            nll += torch.nn.functional.cross_entropy(logits, ids[0, len(context):], reduction="sum").item()
+            count += len(target)
+    assert ids.shape[1] > 40
+    assert nll / count < 1.1 * tiny.entropy_floor(tok)
+
+
 def test_language_model_writes_grammatical_captions(parts):
     tok, lm = parts.tokenizer, parts.language_model
     torch.manual_seed(0)

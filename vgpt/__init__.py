@@ -1,11 +1,17 @@
 """vgpt: implant vision into a frozen, text-only GPT-2, one visible stage at a time.
 
-Stages and their modules (later stages import earlier ones, never the reverse):
+Modules, in the order the data flows (later ones import earlier ones, never the reverse):
 
-    profiles  the `seed` and `tiny` profiles and the loader of their frozen models
-    shapes    Shapes World, the generated world of the `tiny` profile
-    tiny      builds the `tiny` profile's pretrained models
-    cli       `python -m vgpt ...`
+    profiles   the `seed` and `tiny` profiles and the loader of their frozen models
+    shapes     Shapes World, the generated world of the `tiny` profile
+    tiny       builds and checks the `tiny` profile's pretrained models
+    features   stage 01: frozen vision tower -> feature sequence, cached on disk
+    projector  stage 02: features -> GPT-2's embedding space
+    prefix     stage 03: visual prefix + caption tokens, labels by position
+    masks      stage 04: the joint attention mask, padding and position ids
+    lora       stage 05: LoRA adapters on GPT-2's attention
+    model      VisionGPT2, the stages composed; save / load of the bridge
+    cli        `python -m vgpt ...`
 """
 
 __version__ = "0.1.0"

@@ -57,7 +57,8 @@ class TinyRecipe:
     width: int = 128
     lm_layers: int = 4
     lm_steps: int = 800
-    lm_batch: int = 64
+    lm_batch: int = 32  # rows of `lm_context` packed tokens
+    lm_context: int = 64  # positions trained; a 17-token prefix + a 24-token caption fit
     lm_lr: float = 3e-3
     clip_vision_layers: int = 4
     clip_text_layers: int = 2
@@ -70,14 +71,14 @@ class TinyRecipe:
 
     @classmethod
     def fast(cls) -> "TinyRecipe":
-        return cls(width=32, lm_layers=1, lm_steps=20, clip_vision_layers=1, clip_text_layers=1,
+        return cls(width=32, lm_layers=1, lm_steps=20, lm_batch=8, clip_vision_layers=1, clip_text_layers=1,
                    clip_steps=10, clip_batch=32, probe_train=200, probe_test=100,
                    tokenizer_corpus=2000, patch_size=16)
 
 
 # ---------------------------------------------------------------- tokenizer
 
-def train_tokenizer(captions: list[str]):
+def train_tokenizer(captions: list[str], max_length: int = 64):
     """A byte-level BPE tokenizer (GPT-2's scheme) learned from caption text."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -89,10 +90,10 @@ def train_tokenizer(captions: list[str]):
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(captions, trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=EOT, eos_token=EOT,
-                                   unk_token=EOT, model_max_length=128)
+                                   unk_token=EOT, model_max_length=max_length)
 
 
-def lm_batch(tokenizer, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+def caption_rows(tokenizer, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     """`<eot> caption <eot>`, right-padded; labels are -100 on padding by position."""
     eot = tokenizer.eos_token_id
     rows = [[eot] + tokenizer(c).input_ids + [eot] for c in captions]
@@ -126,7 +127,7 @@ def expected_lm_loss(model, tokenizer) -> float:
     nll, count = torch.zeros(len(captions), dtype=torch.float64), torch.zeros(len(captions))
     model.eval()
     for i in range(0, len(captions), 512):
-        ids, labels = lm_batch(tokenizer, captions[i:i + 512])
+        ids, labels = caption_rows(tokenizer, captions[i:i + 512])
         logits = model(input_ids=ids, attention_mask=(labels != -100).long()).logits[:, :-1]
         target = labels[:, 1:]
         token_nll = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100, reduction="none")
@@ -141,25 +142,42 @@ def _schedule(step: int, total: int, warmup: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
+def packed_lm_batch(tokenizer, rng: random.Random, rows: int, context: int) -> torch.Tensor:
+    """(rows, context) ids: `<eot> caption <eot> caption <eot> ...`, cut at `context`.
+
+    Packing captions back to back, as GPT-2 was pretrained on documents,
+    trains every position up to `context`. With one caption per row only
+    positions 0-12 would ever be seen, and a visual prefix pushes the caption
+    to positions 17-40, whose position embeddings would still be random.
+    """
+    eot = tokenizer.eos_token_id
+    out = []
+    for _ in range(rows):
+        ids = [eot]
+        while len(ids) < context:
+            ids += tokenizer(shapes.sample_scene(rng).caption).input_ids + [eot]
+        out.append(ids[:context])
+    return torch.tensor(out)
+
+
 def train_language_model(tokenizer, recipe: TinyRecipe, log=print):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(recipe.seed)
     eot = tokenizer.eos_token_id
-    config = GPT2Config(vocab_size=len(tokenizer), n_positions=128, n_embd=recipe.width,
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=recipe.lm_context, n_embd=recipe.width,
                         n_layer=recipe.lm_layers, n_head=4, n_inner=4 * recipe.width,
                         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
                         bos_token_id=eot, eos_token_id=eot, pad_token_id=eot)
     model = GPT2LMHeadModel(config)
+    model.loss_type = "ForCausalLM"
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.lm_lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _schedule(s, recipe.lm_steps, 50))
     rng = random.Random(f"lm:{recipe.seed}")
-    model.loss_type = "ForCausalLM"
     model.train()
     for step in (bar := tqdm(range(recipe.lm_steps), desc="tiny GPT-2", leave=False)):
-        captions = [shapes.sample_scene(rng).caption for _ in range(recipe.lm_batch)]
-        ids, labels = lm_batch(tokenizer, captions)
-        loss = model(input_ids=ids, attention_mask=(labels != -100).long(), labels=labels).loss
+        ids = packed_lm_batch(tokenizer, rng, recipe.lm_batch, recipe.lm_context)
+        loss = model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=ids).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -398,7 +416,7 @@ def build_tiny(out: str | Path, recipe: TinyRecipe | None = None, enforce_gates:
                   "compositional_pairs": sorted(map(list, shapes.COMPOSITIONAL_PAIRS)),
                   "p_two_objects": shapes.P_TWO_OBJECTS,
                   "distinct_captions": len(shapes.caption_distribution())},
-        "data": {"lm_captions_seen": recipe.lm_steps * recipe.lm_batch,
+        "data": {"lm_tokens_seen": recipe.lm_steps * recipe.lm_batch * recipe.lm_context,
                  "clip_pairs_seen": recipe.clip_steps * recipe.clip_batch,
                  "tokenizer_corpus": recipe.tokenizer_corpus,
                  "probe_train": recipe.probe_train, "probe_test": recipe.probe_test},
