@@ -150,10 +150,12 @@ def test_hand_written_lora_equals_peft():
 def test_lora_parameter_counts_on_tiny():
     model = VisionGPT2.from_parts(fresh_parts())
     report = model.parameter_report()
-    layers = 4
-    assert report["lora"] == layers * 16 * (128 + 3 * 128)
-    assert report["projector"] == 128 * 128 + 128
+    r, d = 16, 128
+    per_layer = r * (d + 3 * d) + r * (d + d) + r * (d + 4 * d) + r * (4 * d + d)  # c_attn, attn c_proj, c_fc, mlp c_proj
+    assert report["lora"] == 4 * per_layer == 131_072
+    assert report["projector"] == 2 * (d * d + d)  # the MLP: two Linear(128 -> 128)
     assert report["trainable"] == report["lora"] + report["projector"]
+    assert report["total"] - report["trainable"] == 844_928 + 894_208  # the frozen GPT-2 and tower
 
 
 def test_injecting_twice_is_refused():
@@ -187,7 +189,8 @@ def test_cached_features_equal_fresh_and_a_new_layer_is_not_stale(tmp_path):
 def test_bridge_round_trip_gives_identical_logits_and_never_double_wraps(model, tmp_path):
     pixels, ids, mask = batch(model, CAPTIONS)
     with torch.no_grad():
-        model.projector.weight.add_(0.01)
+        for p in model.projector.parameters():
+            p.add_(0.01)
         before = model(ids, mask, pixel_values=pixels).logits
     folder = model.save_bridge(tmp_path / "bridge")
     assert not (tmp_path / "bridge.partial").exists()

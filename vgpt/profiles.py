@@ -94,15 +94,18 @@ TINY = Profile(
     vision_width=128,  # seed 1024
     text_width=128,  # seed 768
     visual_tokens=17,
-    projector="linear",
+    # A 128-wide GPT-2 has little room for r=16 LoRA on c_attn alone to learn to
+    # read a prefix: a 3-minute CPU trial reached 15% exact-match captions that
+    # way, and 94% with the MLP projector and LoRA on every projection.
+    projector="mlp",  # seed linear
     lora_r=16,
     lora_alpha=32,
     lora_dropout=0.0,
-    lora_targets=("c_attn",),
+    lora_targets=("c_attn", "c_proj", "c_fc"),  # seed c_attn only
     max_caption_tokens=24,  # seed 40; the longest Shapes World caption is 11 tokens + EOS
-    lr=2e-4,
-    batch_size=8,
-    epochs=3,
+    lr=2e-3,  # seed 2e-4; with warmup, cosine decay and clipping (unstable at 3e-3)
+    batch_size=64,  # seed 8
+    epochs=7,  # over 20,000 cached training scenes, about 2,200 steps
     data="shapes",
     needs_hub=False,
     notes={"source": "models pretrained by `python -m vgpt build-tiny` on Shapes World"},
