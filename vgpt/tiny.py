@@ -446,27 +446,34 @@ def build_tiny(out: str | Path, recipe: TinyRecipe | None = None, enforce_gates:
     return manifest
 
 
-def check_tiny(folder: str | Path, n_train: int = 24000, n_test: int = 1000,
+def check_tiny(folder: str | Path, n_train: int | None = None, n_test: int | None = None,
                log: Callable[[str], None] = print) -> dict:
-    """Reload shipped tiny models offline and re-measure their quality gates."""
+    """Reload shipped tiny models offline and re-measure their quality gates.
+
+    The probes use the build's own seed and sizes, so the figures should
+    reproduce the manifest's; the compositional column is extra information.
+    """
     from transformers import AutoTokenizer, CLIPVisionModel, GPT2LMHeadModel
 
     quiet_transformers()
     folder = Path(folder)
     manifest = json.loads((folder / "manifest.json").read_text())
+    recipe, shipped = manifest["recipe"], manifest["quality"]["probe_accuracy"]
+    n_train, n_test = n_train or recipe["probe_train"], n_test or recipe["probe_test"]
     tokenizer = AutoTokenizer.from_pretrained(folder / "gpt2")
     lm = GPT2LMHeadModel.from_pretrained(folder / "gpt2", use_safetensors=True)
     tower = CLIPVisionModel.from_pretrained(folder / "clip-vision", use_safetensors=True).eval()
     size = manifest["world"]["image_size"]
     floor, loss = entropy_floor(tokenizer), expected_lm_loss(lm, tokenizer)
-    probes = probe_attributes(tower, size, n_train, n_test, seed=7)
-    comp = probe_attributes(tower, size, n_train, n_test, seed=7, test_split="compositional")
+    probes = probe_attributes(tower, size, n_train, n_test, seed=recipe["seed"])
+    comp = probe_attributes(tower, size, n_train, n_test, seed=recipe["seed"], test_split="compositional")
     log(f"tiny GPT-2 ({_n_params(lm):,} params): loss {loss:.4f} vs entropy floor {floor:.4f} "
         f"= {loss / floor:.3f}x (gate <= {LM_GATE})")
-    log(f"tiny CLIP vision tower ({_n_params(tower):,} params), linear probes on fresh scenes:")
-    log(f"  {'attribute':<10}{'test':>8}{'compositional':>15}")
+    log(f"tiny CLIP vision tower ({_n_params(tower):,} params), linear probes "
+        f"({n_train:,} training scenes, {n_test:,} held-out):")
+    log(f"  {'attribute':<10}{'test':>8}{'manifest':>10}{'compositional':>15}")
     for k in probes:
-        log(f"  {k:<10}{probes[k]:>8.1%}{comp.get(k, float('nan')):>15.1%}")
+        log(f"  {k:<10}{probes[k]:>8.1%}{shipped.get(k, float('nan')):>10.1%}{comp.get(k, float('nan')):>15.1%}")
     ok = loss / floor <= LM_GATE and all(v >= PROBE_GATE for v in probes.values())
     log("quality gates: " + ("passed" if ok else "MISSED"))
     return {"lm_loss_over_floor": loss / floor, "probes": probes, "compositional_probes": comp,
