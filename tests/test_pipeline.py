@@ -262,3 +262,19 @@ def test_attention_matrix_is_causal_and_hides_padding():
     joint = masks.joint_attention_mask(torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]]), 2)
     assert joint.tolist() == [[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]]
     assert masks.position_ids_from_mask(torch.tensor([[0, 0, 1, 1, 1]])).tolist() == [[0, 0, 0, 1, 2]]
+
+
+def test_bridge_for_another_vision_tower_is_refused(model, tmp_path):
+    folder = model.save_bridge(tmp_path / "bridge")
+    parts = fresh_parts()
+    with torch.no_grad():
+        parts.vision.embeddings.patch_embedding.weight.add_(1e-3)  # a retrained tower, same shapes
+    with pytest.raises(BridgeMismatch, match="vision tower"):
+        VisionGPT2.load_bridge(folder, parts)
+
+
+def test_bridge_folder_with_missing_files_is_a_clear_error(model, tmp_path):
+    folder = model.save_bridge(tmp_path / "bridge")
+    (folder / "projector.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="projector.safetensors missing"):
+        VisionGPT2.load_bridge(folder, fresh_parts())
