@@ -11,6 +11,7 @@ Modules, in the order the data flows (later ones import earlier ones, never the 
     masks      stage 04: the joint attention mask, padding and position ids
     lora       stage 05: LoRA adapters on GPT-2's attention
     model      VisionGPT2, the stages composed; save / load of the bridge
+    generate   stage 07: greedy (by hand, with KV cache), beam and sampled captions
     cli        `python -m vgpt ...`
 """
 
