@@ -12,6 +12,7 @@ Modules, in the order the data flows (later ones import earlier ones, never the 
     lora       stage 05: LoRA adapters on GPT-2's attention
     model      VisionGPT2, the stages composed; save / load of the bridge
     generate   stage 07: greedy (by hand, with KV cache), beam and sampled captions
+    metrics    BLEU, ROUGE-L, CIDEr-D (COCO's way); Shapes World exact match and attributes
     cli        `python -m vgpt ...`
 """
 
