@@ -3,6 +3,8 @@
 Modules, in the order the data flows (later ones import earlier ones, never the reverse):
 
     profiles   the `seed` and `tiny` profiles and the loader of their frozen models
+    device     device and mixed-precision choice
+    schedule   warmup + cosine learning rate
     shapes     Shapes World, the generated world of the `tiny` profile
     tiny       builds and checks the `tiny` profile's pretrained models
     features   stage 01: frozen vision tower -> feature sequence, cached on disk
@@ -11,6 +13,7 @@ Modules, in the order the data flows (later ones import earlier ones, never the 
     masks      stage 04: the joint attention mask, padding and position ids
     lora       stage 05: LoRA adapters on GPT-2's attention
     model      VisionGPT2, the stages composed; save / load of the bridge
+    train      stage 06: the training loop, checkpoints and resume
     generate   stage 07: greedy (by hand, with KV cache), beam and sampled captions
     metrics    BLEU, ROUGE-L, CIDEr-D (COCO's way); Shapes World exact match and attributes
     cli        `python -m vgpt ...`

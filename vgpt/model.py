@@ -155,6 +155,16 @@ class VisionGPT2(nn.Module):
         shutil.rmtree(old, ignore_errors=True)
         return folder
 
+    def load_bridge_weights(self, folder: str | Path) -> None:
+        """Read a saved bridge's projector and adapter into this model (used to resume training)."""
+        from peft import set_peft_model_state_dict
+
+        folder = Path(folder)
+        self.projector.load_state_dict(load_file(folder / PROJECTOR_FILE))
+        result = set_peft_model_state_dict(self.lm, load_file(folder / "adapter_model.safetensors"))
+        if result.unexpected_keys:
+            raise BridgeMismatch(f"{folder}: adapter does not fit this model ({result.unexpected_keys[:3]})")
+
     @classmethod
     def load_bridge(cls, folder: str | Path, parts) -> "VisionGPT2":
         """A saved bridge on top of freshly loaded base models (`profiles.load_profile`).

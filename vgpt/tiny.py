@@ -20,7 +20,6 @@ What gets built, in the standard Hugging Face layout under `data/tiny/`:
 from __future__ import annotations
 
 import json
-import math
 import platform
 import random
 import shutil
@@ -36,6 +35,7 @@ from tqdm.auto import tqdm
 
 from . import shapes
 from .profiles import quiet_transformers
+from .schedule import warmup_cosine
 
 EOT = "<|endoftext|>"
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # OpenAI CLIP's, kept for both profiles
@@ -136,12 +136,6 @@ def expected_lm_loss(model, tokenizer) -> float:
     return float((probs * nll).sum() / (probs * count.double()).sum())
 
 
-def _schedule(step: int, total: int, warmup: int) -> float:
-    if step < warmup:
-        return (step + 1) / warmup
-    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
-
-
 def packed_lm_batch(tokenizer, rng: random.Random, rows: int, context: int) -> torch.Tensor:
     """(rows, context) ids: `<eot> caption <eot> caption <eot> ...`, cut at `context`.
 
@@ -172,7 +166,7 @@ def train_language_model(tokenizer, recipe: TinyRecipe, log=print):
     model = GPT2LMHeadModel(config)
     model.loss_type = "ForCausalLM"
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.lm_lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _schedule(s, recipe.lm_steps, 50))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, recipe.lm_steps, 50))
     rng = random.Random(f"lm:{recipe.seed}")
     model.train()
     for step in (bar := tqdm(range(recipe.lm_steps), desc="tiny GPT-2", leave=False)):
@@ -256,7 +250,7 @@ def train_clip(tokenizer, recipe: TinyRecipe, log=print):
     torch.manual_seed(recipe.seed)
     model = CLIPModel(clip_config(tokenizer, recipe))
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.clip_lr, weight_decay=0.05)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _schedule(s, recipe.clip_steps, 100))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, recipe.clip_steps, 100))
     rng = random.Random(f"clip:{recipe.seed}")
     model.train()
     for step in (bar := tqdm(range(recipe.clip_steps), desc="tiny CLIP", leave=False)):

@@ -1,0 +1,81 @@
+"""Stage 06: the loss falls, only the bridge moves, and an interrupted run resumes exactly."""
+
+import json
+
+import pytest
+import torch
+
+from vgpt import features, profiles, shapes
+from vgpt.model import VisionGPT2
+from vgpt.tiny import pixel_tensor
+from vgpt.train import CHECKPOINT, CaptionData, TrainConfig, epoch_order, train
+
+
+@pytest.fixture(scope="module")
+def data():
+    parts = profiles.load_profile("tiny", verbose=False)
+    scenes = shapes.generate("train", 384, seed=0)
+    feats = features.extract_features(parts.vision, pixel_tensor([s.render() for s in scenes]))
+    index = {f"s{i}": i for i in range(len(scenes))}
+    source = lambda ids: feats[[index[i] for i in ids]]  # noqa: E731
+    pairs = [(f"s{i}", s.caption) for i, s in enumerate(scenes)]
+    return CaptionData(pairs[:320], source), CaptionData(pairs[320:], source)
+
+
+def fresh_model():
+    torch.manual_seed(0)
+    return VisionGPT2.from_parts(profiles.load_profile("tiny", verbose=False))
+
+
+CONFIG = TrainConfig(epochs=2, batch_size=32, lr_projector=2e-3, lr_lora=2e-3, warmup_steps=5,
+                     max_caption_tokens=24, seed=3)
+
+
+def test_loss_falls_and_only_the_bridge_moves(data):
+    model = fresh_model()
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    history = train(model, data[0], CONFIG, val_data=data[1], progress=False)
+    losses = history["step_loss"]
+    assert len(losses) == 20  # 320 pairs / 32 x 2 epochs
+    assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5
+    assert [e["epoch"] for e in history["epochs"]] == [1, 2]
+    assert history["epochs"][1]["val_loss"] < history["epochs"][0]["val_loss"]
+    now = dict(model.named_parameters())
+    assert all(torch.equal(now[n], p) for n, p in frozen.items())
+
+
+def test_data_order_is_fixed_by_seed_and_epoch():
+    assert epoch_order(50, 1, 0) == epoch_order(50, 1, 0)
+    assert epoch_order(50, 1, 0) != epoch_order(50, 1, 1)
+    assert sorted(epoch_order(50, 1, 0)) == list(range(50))
+
+
+def test_interrupted_run_resumes_with_the_same_losses(data, tmp_path):
+    straight = train(fresh_model(), data[0], CONFIG, run_dir=tmp_path / "a", progress=False)["step_loss"]
+
+    def interrupt(step, loss):
+        if step == 13:  # mid-way through the second epoch
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(fresh_model(), data[0], CONFIG, run_dir=tmp_path / "b", on_step=interrupt, progress=False)
+    saved = json.loads((tmp_path / "b" / CHECKPOINT / "trainer_state.json").read_text())
+    assert (saved["epoch"], saved["step"]) == (1, 13)
+    assert not (tmp_path / "b" / (CHECKPOINT + ".partial")).exists()
+    assert not list((tmp_path / "b").rglob("*.pt")) and not list((tmp_path / "b").rglob("*.bin"))
+    resumed = train(fresh_model(), data[0], CONFIG, run_dir=tmp_path / "b", resume=True, progress=False)["step_loss"]
+    assert len(resumed) == len(straight)
+    torch.testing.assert_close(torch.tensor(resumed), torch.tensor(straight), atol=1e-6, rtol=1e-5)
+
+
+def test_resume_without_a_checkpoint_is_a_clear_error(data, tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        train(fresh_model(), data[0], CONFIG, run_dir=tmp_path, resume=True, progress=False)
+
+
+def test_gradient_accumulation_steps_once_per_group(data):
+    config = TrainConfig(**{**CONFIG.__dict__, "batch_size": 16, "grad_accum": 2})
+    steps = []
+    history = train(fresh_model(), data[0], config, on_step=lambda step, loss: steps.append(step), progress=False)
+    assert steps == list(range(1, 21))  # 320 pairs / (16 x 2) = 10 steps per epoch
+    assert sum(history["step_loss"][-5:]) < 0.8 * sum(history["step_loss"][:5])
