@@ -79,3 +79,19 @@ def test_gradient_accumulation_steps_once_per_group(data):
     history = train(fresh_model(), data[0], config, on_step=lambda step, loss: steps.append(step), progress=False)
     assert steps == list(range(1, 21))  # 320 pairs / (16 x 2) = 10 steps per epoch
     assert sum(history["step_loss"][-5:]) < 0.8 * sum(history["step_loss"][:5])
+
+
+def test_demo_quick_writes_its_run_folder(tmp_path):
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "vgpt", "demo", "--quick", "--out", str(tmp_path / "run"),
+                          "--cache", str(tmp_path / "cache")], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    folder = tmp_path / "run"
+    for name in ("metrics.json", "loss.png", "captions.png", "bridge/bridge.json", "checkpoint/trainer_state.json"):
+        assert (folder / name).is_file(), name
+    summary = json.loads((folder / "metrics.json").read_text())
+    assert set(summary["results"]) == {"test", "compositional"}
+    assert 0.0 <= summary["results"]["test"]["scores"]["exact_match"] <= 1.0
+    assert "exact_match" in run.stdout and "compositional" in run.stdout

@@ -16,6 +16,8 @@ Modules, in the order the data flows (later ones import earlier ones, never the 
     train      stage 06: the training loop, checkpoints and resume
     generate   stage 07: greedy (by hand, with KV cache), beam and sampled captions
     metrics    BLEU, ROUGE-L, CIDEr-D (COCO's way); Shapes World exact match and attributes
+    viz        the plots (the only module that imports matplotlib)
+    demo       the main job: train and evaluate on Shapes World, write a run folder
     cli        `python -m vgpt ...`
 """
 

@@ -47,6 +47,16 @@ def _profile(args) -> int:
     return 0
 
 
+def _demo(args) -> int:
+    from .demo import run_demo
+
+    if args.quick:
+        run_demo(args.out, n_train=2000, n_eval=100, epochs=1, seed=args.seed, cache_root=args.cache)
+    else:
+        run_demo(args.out, n_train=args.train_scenes, epochs=args.epochs, seed=args.seed, cache_root=args.cache)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m vgpt", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -61,6 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not build: reload the models in --out offline and re-measure their quality gates")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.set_defaults(func=_build_tiny)
+
+    p = sub.add_parser("demo", help="the main job: train and evaluate a captioner on Shapes World, offline",
+                       description="On the tiny profile: cache features, train the bridge, caption the test "
+                                   "and compositional splits, and write a run folder with the bridge, "
+                                   "metrics.json, loss.png and captions.png.")
+    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder (default: %(default)s)")
+    p.add_argument("--cache", type=Path, default=Path("runs/features"), help="feature cache (default: %(default)s)")
+    p.add_argument("--train-scenes", type=int, default=20_000, help="training scenes (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default: the tiny profile's)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--quick", action="store_true", help="a small, one-epoch run for smoke tests (about a minute)")
+    p.set_defaults(func=_demo)
 
     p = sub.add_parser("profile", help="show which profile would be used, and why",
                        description="Resolve a profile name (or VGPT_PROFILE, or auto) and print its values.")

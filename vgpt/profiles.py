@@ -9,10 +9,10 @@ offline machines. The only difference between them is where
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
-import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlparse
@@ -160,11 +160,20 @@ class Components:
     language_model: torch.nn.Module  # GPT2LMHeadModel, eval mode, no grads
 
 
-def quiet_transformers() -> None:
-    from transformers.utils import logging
+class _DropPaddingNotice(logging.Filter):
+    """transformers guesses 'padding without a mask' whenever end-of-text (our pad id) shows up
+    in generated ids; here rows are cut at their first end-of-text, so the notice is noise."""
 
-    logging.disable_progress_bar()
-    warnings.filterwarnings("ignore", message=".*requires torchvision.*")
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "strongly recommend passing in an `attention_mask`" not in record.getMessage()
+
+
+def quiet_transformers() -> None:
+    """No per-file progress bars when loading, and none of the notices that do not apply here."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.get_logger("transformers.modeling_utils").addFilter(_DropPaddingNotice())
 
 
 def _freeze(model: torch.nn.Module) -> torch.nn.Module:

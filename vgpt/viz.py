@@ -1,0 +1,72 @@
+"""The pictures: loss curves and image grids with captions. The only module that imports matplotlib."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _plt():
+    import matplotlib
+
+    if matplotlib.get_backend().lower() not in {"module://matplotlib_inline.backend_inline", "nbagg", "widget"}:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def loss_curve(history: dict, path: str | Path | None = None, smooth: int = 20):
+    """Training loss per step (raw and smoothed) and validation loss per epoch."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    losses = history["step_loss"]
+    ax.plot(range(1, len(losses) + 1), losses, color="tab:blue", alpha=0.25, lw=0.8, label="train (step)")
+    if len(losses) >= smooth:
+        avg = [sum(losses[i - smooth:i]) / smooth for i in range(smooth, len(losses) + 1)]
+        ax.plot(range(smooth, len(losses) + 1), avg, color="tab:blue", label=f"train ({smooth}-step mean)")
+    epochs = [e for e in history["epochs"] if "val_loss" in e]
+    if epochs:
+        ax.plot([e["step"] for e in epochs], [e["val_loss"] for e in epochs], "o-", color="tab:orange",
+                label="validation (epoch)")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss (nats / caption token)")
+    ax.legend()
+    fig.tight_layout()
+    if path:
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+    return fig
+
+
+def caption_grid(images, predictions: list[str], references: list[str] | None = None,
+                 path: str | Path | None = None, columns: int = 4):
+    """Images with their predicted caption (green where it equals the reference, red where not)."""
+    plt = _plt()
+    rows = -(-len(images) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.3 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, (ax, image) in enumerate(zip(axes.flat, images)):
+        ax.imshow(image)
+        right = references is None or predictions[i] == references[i]
+        text = predictions[i] if references is None or right else f"{predictions[i]}\n(truth: {references[i]})"
+        ax.set_title(_wrap(text), fontsize=7.5, color="darkgreen" if right else "firebrick")
+    fig.tight_layout()
+    if path:
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+    return fig
+
+
+def _wrap(text: str, width: int = 34) -> str:
+    lines, line = [], ""
+    for word in text.replace("\n", " \n ").split(" "):
+        if word == "\n":
+            lines.append(line)
+            line = ""
+        elif len(line) + len(word) + 1 > width and line:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return "\n".join(lines + [line])
