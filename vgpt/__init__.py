@@ -6,6 +6,7 @@ Modules, in the order the data flows (later ones import earlier ones, never the 
     device     device and mixed-precision choice
     schedule   warmup + cosine learning rate
     shapes     Shapes World, the generated world of the `tiny` profile
+    data       caption folders on disk and safe image opening
     tiny       builds and checks the `tiny` profile's pretrained models
     features   stage 01: frozen vision tower -> feature sequence, cached on disk
     projector  stage 02: features -> GPT-2's embedding space
@@ -17,6 +18,7 @@ Modules, in the order the data flows (later ones import earlier ones, never the 
     generate   stage 07: greedy (by hand, with KV cache), beam and sampled captions
     metrics    BLEU, ROUGE-L, CIDEr-D (COCO's way); Shapes World exact match and attributes
     viz        the plots (the only module that imports matplotlib)
+    runs       train / caption / evaluate / extract on a caption folder
     demo       the main job: train and evaluate on Shapes World, write a run folder
     cli        `python -m vgpt ...`
 """

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from .profiles import TINY_DIR, ProfileUnavailable
+from .features import CacheError
 from .tiny import GateError
 
 
@@ -57,6 +58,63 @@ def _demo(args) -> int:
     return 0
 
 
+def _need(path: Path, what: str) -> Path:
+    if not path.exists():
+        raise UsageError(f"{what} {path} does not exist")
+    return path
+
+
+def _decoding(args) -> dict:
+    return dict(num_beams=args.beams, do_sample=args.sample, top_p=args.top_p, temperature=args.temperature,
+                max_new_tokens=args.max_tokens, repetition_penalty=args.repetition_penalty)
+
+
+def _train(args) -> int:
+    from .runs import train_folder
+
+    changes = {k: v for k, v in dict(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed).items()
+               if v is not None}
+    if args.lr is not None:
+        changes.update(lr_projector=args.lr, lr_lora=args.lr)
+    train_folder(args.profile, _need(args.data, "data folder"), args.out, args.cache, resume=args.resume, **changes)
+    return 0
+
+
+def _extract(args) -> int:
+    from .profiles import load_profile
+    from .runs import folder_features
+
+    records, cache = folder_features(load_profile(args.profile), _need(args.data, "data folder"), args.cache)
+    print(f"features of {len(records)} images: {cache.folder} {tuple(cache.array.shape)} fp16")
+    return 0
+
+
+def _caption(args) -> int:
+    from .runs import caption_files
+
+    images = [_need(p, "image") for p in args.images]
+    for path, text in zip(images, caption_files(_need(args.run, "run folder"), images, **_decoding(args))):
+        print(f"{path}: {text}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from .runs import evaluate_run
+
+    evaluate_run(_need(args.run, "run folder"), _need(args.data, "data folder"), args.cache, args.split,
+                 **_decoding(args))
+    return 0
+
+
+def _add_decoding(p) -> None:
+    p.add_argument("--beams", type=int, default=1, help="beam width; 1 is greedy (default: %(default)s)")
+    p.add_argument("--sample", action="store_true", help="sample instead of searching")
+    p.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass, with --sample")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default: %(default)s)")
+    p.add_argument("--repetition-penalty", type=float, default=1.0, help="(default: %(default)s)")
+    p.add_argument("--max-tokens", type=int, default=None, help="length limit (default: the profile's)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m vgpt", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -84,6 +142,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a small, one-epoch run for smoke tests (about a minute)")
     p.set_defaults(func=_demo)
 
+    p = sub.add_parser("train", help="train a bridge on a caption folder (Images/ + captions.txt)",
+                       description="Cache features, train projector + LoRA on the folder's train split, "
+                                   "validate on its val split, and write a run folder.")
+    p.add_argument("--profile", default="auto", help="auto, seed or tiny (default: %(default)s)")
+    p.add_argument("--data", type=Path, required=True, help="folder with Images/ and captions.txt")
+    p.add_argument("--out", type=Path, default=Path("runs/train"), help="run folder (default: %(default)s)")
+    p.add_argument("--cache", type=Path, default=Path("runs/features"), help="feature cache (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=None, help="(default: the profile's)")
+    p.add_argument("--batch-size", type=int, default=None, help="(default: the profile's)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate for projector and LoRA (default: the profile's)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("extract", help="cache the vision features of a caption folder",
+                       description="Run the frozen vision tower once over every image and cache the features.")
+    p.add_argument("--profile", default="auto", help="auto, seed or tiny (default: %(default)s)")
+    p.add_argument("--data", type=Path, required=True, help="folder with Images/ and captions.txt")
+    p.add_argument("--cache", type=Path, default=Path("runs/features"), help="feature cache (default: %(default)s)")
+    p.set_defaults(func=_extract)
+
+    p = sub.add_parser("caption", help="caption image files with a trained run",
+                       description="Load a run's bridge onto fresh base models and caption the images.")
+    p.add_argument("images", type=Path, nargs="+", help="image files")
+    p.add_argument("--run", type=Path, required=True, help="run folder (or its bridge/ folder)")
+    _add_decoding(p)
+    p.set_defaults(func=_caption)
+
+    p = sub.add_parser("evaluate", help="caption metrics of a trained run on a caption folder",
+                       description="BLEU-1..4, ROUGE-L, CIDEr-D and the end-of-text rate on one split.")
+    p.add_argument("--run", type=Path, required=True, help="run folder")
+    p.add_argument("--data", type=Path, required=True, help="folder with Images/ and captions.txt")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"), help="(default: %(default)s)")
+    p.add_argument("--cache", type=Path, default=Path("runs/features"), help="feature cache (default: %(default)s)")
+    _add_decoding(p)
+    p.set_defaults(func=_evaluate)
+
     p = sub.add_parser("profile", help="show which profile would be used, and why",
                        description="Resolve a profile name (or VGPT_PROFILE, or auto) and print its values.")
     p.add_argument("name", nargs="?", default=None, help="auto, seed or tiny (default: VGPT_PROFILE or auto)")
@@ -95,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (UsageError, ProfileUnavailable, ValueError, FileNotFoundError, GateError) as err:
+    except (UsageError, ProfileUnavailable, ValueError, FileNotFoundError, GateError, CacheError) as err:
         print(f"vgpt {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -59,11 +59,20 @@ def run_demo(run_dir: str | Path = "runs/demo", n_train: int = 20_000, n_eval: i
     log(f"trainable {report['trainable']:,} of {report['total']:,} parameters "
         f"(projector {report['projector']:,}, LoRA {report['lora']:,})")
     config = TrainConfig.from_profile(profile, seed=seed, **({"epochs": epochs} if epochs else {}))
+    val_scenes, val_ids, val_cache = splits["val"]
+
+    def val_captions(epoch, record):  # caption metrics each epoch, on the val split
+        texts, ended = generate.generate_captions(model, features=val_cache.get(val_ids).float())
+        record["val_exact_match"] = metrics.shapes_scores(texts, val_scenes)["exact_match"]
+        record["val_eos_rate"] = sum(ended) / len(ended)
+
     t = time.perf_counter()
-    history = train(model, data("train"), config, val_data=data("val"), run_dir=run_dir, progress=progress)
+    history = train(model, data("train"), config, val_data=data("val"), run_dir=run_dir,
+                    on_epoch_end=val_captions, progress=progress)
     train_s = time.perf_counter() - t
     for e in history["epochs"]:
-        log(f"epoch {e['epoch']}: train loss {e['train_loss']:.4f}, val loss {e['val_loss']:.4f}")
+        log(f"epoch {e['epoch']}: train loss {e['train_loss']:.4f}, val loss {e['val_loss']:.4f}, "
+            f"val exact match {e['val_exact_match']:.1%}")
 
     results, t = {}, time.perf_counter()
     for name in ("test", "compositional"):

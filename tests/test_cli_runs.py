@@ -1,0 +1,94 @@
+"""The command line on a miniature caption folder: train, caption, evaluate, extract, and errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from vgpt import shapes
+from vgpt.data import DataError, load_caption_folder, open_image
+
+
+def vgpt(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "vgpt", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mini")
+    return shapes.write_flickr_layout(shapes.generate("train", 200, seed=0), root / "shapes8k")
+
+
+def test_caption_folder_groups_and_skips_bad_rows(tmp_path):
+    folder = shapes.write_flickr_layout(shapes.generate("val", 3, seed=0), tmp_path / "d")
+    with open(folder / "captions.txt", "a", encoding="utf-8") as f:
+        f.write('scene_00000.png,"a second caption, with a comma and é"\n')
+        f.write("scene_00001.png,   \n")
+        f.write("missing.png,a caption\n")
+        f.write("../captions.txt,escape\n")
+        f.write("/etc/passwd,escape\n")
+        f.write("justonecolumn\n")
+    records, skipped = load_caption_folder(folder)
+    assert len(records) == 3
+    assert records[0].captions[1] == "a second caption, with a comma and é"
+    assert len(skipped) == 5
+    assert any("captions.txt:6: empty caption" in s for s in skipped)
+    assert sum("leaves the Images folder" in s for s in skipped) == 2
+    with pytest.raises(DataError, match="captions.txt: missing"):
+        load_caption_folder(tmp_path)
+
+
+def test_open_image_modes_and_bad_files(tmp_path):
+    for mode in ("L", "LA", "P", "RGBA", "CMYK", "I;16"):
+        Image.new(mode, (5, 3)).save(tmp_path / f"x_{mode.replace(';', '')}.{'tif' if mode in ('CMYK', 'I;16') else 'png'}")
+    for path in tmp_path.iterdir():
+        image = open_image(path)
+        assert image.mode == "RGB" and image.size == (5, 3)
+    (tmp_path / "fake.png").write_text("not an image")
+    with pytest.raises(DataError, match="fake.png: cannot read as an image"):
+        open_image(tmp_path / "fake.png")
+
+
+def test_train_caption_evaluate_extract(folder, tmp_path):
+    run, cache = tmp_path / "run", tmp_path / "cache"
+    trained = vgpt("train", "--profile", "tiny", "--data", folder, "--out", run, "--cache", cache,
+                   "--epochs", 1, "--batch-size", 32)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    summary = json.loads((run / "metrics.json").read_text())
+    assert summary["profile"] == "tiny" and "CIDEr-D" in summary["val"]
+    assert (run / "bridge" / "bridge.json").is_file() and (run / "loss.png").is_file()
+
+    image = folder / "Images" / "scene_00000.png"
+    captioned = vgpt("caption", image, "--run", run, "--beams", 2)
+    assert captioned.returncode == 0, captioned.stderr[-2000:]
+    assert captioned.stdout.startswith(f"{image}: a ")
+
+    evaluated = vgpt("evaluate", "--run", run, "--data", folder, "--cache", cache)
+    assert evaluated.returncode == 0 and "CIDEr-D" in evaluated.stdout
+
+    extracted = vgpt("extract", "--profile", "tiny", "--data", folder, "--cache", cache)
+    assert extracted.returncode == 0 and "(200, 17, 128)" in extracted.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--profile", "tiny", "--data", "/nonexistent"], "data folder /nonexistent does not exist"),
+    (["caption", "/nonexistent.png", "--run", "."], "image /nonexistent.png does not exist"),
+    (["evaluate", "--run", "/nonexistent", "--data", "."], "run folder /nonexistent does not exist"),
+    (["train", "--profile", "seed", "--data", "."], "--profile tiny"),
+])
+def test_cli_errors_are_one_line(args, message, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = vgpt(*args)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_caption_with_a_folder_that_is_not_a_run(tmp_path):
+    image = tmp_path / "x.png"
+    shapes.generate("test", 1)[0].render().save(image)
+    result = vgpt("caption", image, "--run", tmp_path)
+    assert result.returncode == 2 and "no trained bridge here" in result.stderr

@@ -1,0 +1,119 @@
+"""Runs on a caption folder (Images/ + captions.txt): extract features, train, caption, evaluate.
+
+A run folder holds `bridge/` (what was trained), `checkpoint/` (to resume),
+`metrics.json`, `loss.png` and `captions.png`. `caption` and `evaluate` load
+the bridge onto freshly loaded base models of the profile it names.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from . import features, generate, metrics, viz
+from .data import DataError, load_caption_folder, open_image, split_of_image
+from .model import BRIDGE_CONFIG, VisionGPT2
+from .profiles import PROFILES, load_profile
+from .train import CaptionData, TrainConfig, train
+
+
+def _pixels(processor):
+    return lambda images: processor(images=images, return_tensors="pt")["pixel_values"]
+
+
+def folder_features(parts, data: str | Path, cache_root: str | Path, log=print):
+    """Records of the folder, and the feature cache of all its images (built once)."""
+    records, skipped = load_caption_folder(data)
+    if skipped:
+        log(f"skipped {len(skipped)} rows of {Path(data) / 'captions.txt'}; first: {skipped[0]}")
+    items = [(r.image_id, (lambda p=r.image: open_image(p))) for r in records]
+    cache = features.build_cache(parts.vision, items, _pixels(parts.image_processor),
+                                 Path(cache_root) / Path(data).resolve().name,
+                                 features.FeatureSpec.from_profile(parts.profile), parts.profile.image_size)
+    return records, cache
+
+
+def _split(records, name):
+    return [r for r in records if split_of_image(r.image_id) == name]
+
+
+def train_folder(profile: str, data: str | Path, out: str | Path, cache_root: str | Path,
+                 resume: bool = False, log=print, **changes) -> dict:
+    parts = load_profile(profile)
+    records, cache = folder_features(parts, data, cache_root, log)
+    source = lambda ids: cache.get(ids).float()  # noqa: E731
+    train_recs, val_recs = _split(records, "train"), _split(records, "val")
+    if not train_recs:
+        raise DataError(f"{data}: no images fall in the training split")
+    pairs = lambda recs: [(r.image_id, c) for r in recs for c in r.captions]  # noqa: E731
+    torch.manual_seed(changes.get("seed", 0))
+    model = VisionGPT2.from_parts(parts)
+    if not resume:
+        model.calibrate_projector(cache.get([r.image_id for r in train_recs[:256]]).float())
+    config = TrainConfig.from_profile(parts.profile, **changes)
+    log(f"training on {len(train_recs)} images ({len(pairs(train_recs))} captions), "
+        f"validating on {len(val_recs)}")
+    def val_metrics(epoch, record):  # caption metrics each epoch, on up to 200 val images
+        if val_recs:
+            record.update({f"val_{k}": v for k, v in score_records(model, val_recs[:200], cache).items()})
+
+    history = train(model, CaptionData(pairs(train_recs), source), config,
+                    val_data=CaptionData(pairs(val_recs), source) if val_recs else None,
+                    run_dir=out, resume=resume, on_epoch_end=val_metrics)
+    out = Path(out)
+    model.save_bridge(out / "bridge")
+    viz.loss_curve(history, out / "loss.png")
+    summary = {"profile": parts.profile.name, "data": str(Path(data).resolve()), "train_config": asdict(config),
+               "history": history["epochs"]}
+    if val_recs:
+        summary["val"] = score_records(model, val_recs, cache)
+    (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+    log(f"wrote {out}/")
+    return summary
+
+
+def score_records(model, records, cache, **options) -> dict:
+    texts, ended = generate.generate_captions(model, features=cache.get([r.image_id for r in records]).float(),
+                                              **options)
+    scores = metrics.caption_scores(texts, [r.captions for r in records])
+    scores["eos_rate"] = sum(ended) / len(ended)
+    return scores
+
+
+def load_run(run: str | Path):
+    """The bridge of a run folder on freshly loaded base models of its profile: (model, parts)."""
+    run = Path(run)
+    bridge = run / "bridge" if (run / "bridge" / BRIDGE_CONFIG).is_file() else run
+    if not (bridge / BRIDGE_CONFIG).is_file():
+        raise FileNotFoundError(f"{run}: no trained bridge here (bridge/{BRIDGE_CONFIG} missing)")
+    name = json.loads((bridge / BRIDGE_CONFIG).read_text())["profile"]
+    if name not in PROFILES:
+        raise DataError(f"{bridge / BRIDGE_CONFIG}: unknown profile {name!r}")
+    parts = load_profile(name, verbose=False)
+    return VisionGPT2.load_bridge(bridge, parts).eval(), parts
+
+
+def caption_files(run: str | Path, images: list[str | Path], **options) -> list[str]:
+    """Captions for image files, by the bridge of a run folder."""
+    model, parts = load_run(run)
+    pixels = _pixels(parts.image_processor)([open_image(p) for p in images])
+    texts, _ = generate.generate_captions(model, pixel_values=pixels, **options)
+    return texts
+
+
+def evaluate_run(run: str | Path, data: str | Path, cache_root: str | Path, split: str = "test",
+                 log=print, **options) -> dict:
+    """Caption metrics of a run's bridge on one split of a caption folder (all of it if that split is empty)."""
+    model, parts = load_run(run)
+    records, cache = folder_features(parts, data, cache_root, log)
+    chosen = _split(records, split)
+    label = split if chosen else "all"
+    chosen = chosen or records
+    scores = score_records(model, chosen, cache, **options)
+    log(f"{len(chosen)} images of {data} ({label}):")
+    for k, v in scores.items():
+        log(f"  {k:<10}{v:.3f}")
+    return scores
