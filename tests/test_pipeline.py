@@ -152,7 +152,8 @@ def test_lora_parameter_counts_on_tiny():
     report = model.parameter_report()
     r, d = 16, 128
     per_layer = r * (d + 3 * d) + r * (d + d) + r * (d + 4 * d) + r * (4 * d + d)  # c_attn, attn c_proj, c_fc, mlp c_proj
-    assert report["lora"] == 4 * per_layer == 131_072
+    head = r * (d + 339)  # lm_head: 128 -> 339-token vocabulary
+    assert report["lora"] == 4 * per_layer + head == 138_544
     assert report["projector"] == 2 * (d * d + d)  # the MLP: two Linear(128 -> 128)
     assert report["trainable"] == report["lora"] + report["projector"]
     assert report["total"] - report["trainable"] == 844_928 + 894_208  # the frozen GPT-2 and tower

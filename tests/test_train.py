@@ -8,7 +8,7 @@ import torch
 from vgpt import features, profiles, shapes
 from vgpt.model import VisionGPT2
 from vgpt.tiny import pixel_tensor
-from vgpt.train import CHECKPOINT, CaptionData, TrainConfig, epoch_order, train
+from vgpt.train import CHECKPOINT, CaptionData, TrainConfig, epoch_order, train, validation_loss
 
 
 @pytest.fixture(scope="module")
@@ -34,12 +34,13 @@ CONFIG = TrainConfig(epochs=2, batch_size=32, lr_projector=2e-3, lr_lora=2e-3, w
 def test_loss_falls_and_only_the_bridge_moves(data):
     model = fresh_model()
     frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    before = validation_loss(model, data[1], CONFIG, torch.device("cpu"), None)
     history = train(model, data[0], CONFIG, val_data=data[1], progress=False)
     losses = history["step_loss"]
     assert len(losses) == 20  # 320 pairs / 32 x 2 epochs
     assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5
     assert [e["epoch"] for e in history["epochs"]] == [1, 2]
-    assert history["epochs"][1]["val_loss"] < history["epochs"][0]["val_loss"]
+    assert history["epochs"][1]["val_loss"] < 0.9 * before  # it learned something that holds out of sample
     now = dict(model.named_parameters())
     assert all(torch.equal(now[n], p) for n, p in frozen.items())
 

@@ -36,6 +36,10 @@ def inject_lora(lm: nn.Module, r: int, alpha: int, targets=("c_attn",), dropout:
         raise ValueError("this model already carries LoRA adapters; load a fresh base model")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # transformers' notice about peft internals
+        # lm_head is an nn.Linear, not a Conv1D: peft switches fan_in_fan_out off for it by itself
+        warnings.filterwarnings("ignore", message="fan_in_fan_out is set to True but the target module")
+        # an adapter on lm_head is deliberately untied from the input embeddings, which stay frozen
+        warnings.filterwarnings("ignore", message="Model has `tie_word_embeddings=True`")
         return get_peft_model(lm, lora_config(r, alpha, targets, dropout))
 
 

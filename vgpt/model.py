@@ -145,7 +145,8 @@ class VisionGPT2(nn.Module):
         work.mkdir(parents=True)
         save_file({k: v.detach().cpu().contiguous() for k, v in self.projector.state_dict().items()},
                   work / PROJECTOR_FILE)
-        self.lm.save_pretrained(work, safe_serialization=True)
+        # the adapter only: never a copy of the frozen embeddings, even with LoRA on lm_head
+        self.lm.save_pretrained(work, safe_serialization=True, save_embedding_layers=False)
         (work / BRIDGE_CONFIG).write_text(json.dumps(asdict(self.config), indent=2) + "\n")
         old = folder.with_name(folder.name + ".old")
         if folder.exists():

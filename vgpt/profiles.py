@@ -97,11 +97,16 @@ TINY = Profile(
     # A 128-wide GPT-2 has little room for r=16 LoRA on c_attn alone to learn to
     # read a prefix: a 3-minute CPU trial reached 15% exact-match captions that
     # way, and 94% with the MLP projector and LoRA on every projection.
+    # The tiny GPT-2 read only captions, where any color is as likely as any
+    # other, so its (tied) embeddings of 'red' and 'blue' are nearly the same
+    # vector and its output head cannot say one of them with confidence: the
+    # loss stalled at 0.33 nats/token whatever the rank or learning rate. LoRA
+    # on the output head (lm_head) lifts that ceiling: val loss 0.02, 96.8% exact.
     projector="mlp",  # seed linear
     lora_r=16,
     lora_alpha=32,
     lora_dropout=0.0,
-    lora_targets=("c_attn", "c_proj", "c_fc"),  # seed c_attn only
+    lora_targets=("c_attn", "c_proj", "c_fc", "lm_head"),  # seed c_attn only
     max_caption_tokens=24,  # seed 40; the longest Shapes World caption is 11 tokens + EOS
     lr=2e-3,  # seed 2e-4; with warmup, cosine decay and clipping (unstable at 3e-3)
     batch_size=64,  # seed 8
