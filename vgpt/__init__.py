@@ -5,6 +5,7 @@ Modules, in the order the data flows (later ones import earlier ones, never the 
     profiles   the `seed` and `tiny` profiles and the loader of their frozen models
     device     device and mixed-precision choice
     schedule   warmup + cosine learning rate
+    files      folders written whole or not at all
     shapes     Shapes World, the generated world of the `tiny` profile
     data       caption folders on disk and safe image opening
     tiny       builds and checks the `tiny` profile's pretrained models

@@ -23,6 +23,7 @@ from torch import nn
 
 from . import __version__
 from .features import FeatureSpec, extract_features, tower_fingerprint
+from .files import swap_into_place
 from .lora import count_parameters, inject_lora
 from .masks import joint_attention_mask
 from .prefix import caption_labels, concat_prefix
@@ -148,13 +149,7 @@ class VisionGPT2(nn.Module):
         # the adapter only: never a copy of the frozen embeddings, even with LoRA on lm_head
         self.lm.save_pretrained(work, safe_serialization=True, save_embedding_layers=False)
         (work / BRIDGE_CONFIG).write_text(json.dumps(asdict(self.config), indent=2) + "\n")
-        old = folder.with_name(folder.name + ".old")
-        if folder.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            folder.rename(old)
-        work.rename(folder)
-        shutil.rmtree(old, ignore_errors=True)
-        return folder
+        return swap_into_place(work, folder)
 
     def load_bridge_weights(self, folder: str | Path) -> None:
         """Read a saved bridge's projector and adapter into this model (used to resume training)."""

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import shapes
+from .files import swap_into_place
 from .profiles import quiet_transformers
 from .schedule import warmup_cosine
 
@@ -430,12 +431,7 @@ def build_tiny(out: str | Path, recipe: TinyRecipe | None = None, enforce_gates:
         failed = ", ".join(k for k, ok in gates.items() if not ok)
         raise GateError(f"tiny build missed its quality gates ({failed}); "
                            f"nothing replaced, the attempt is in {work}")
-    old = out.with_name(out.name + ".old")
-    if out.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        out.rename(old)
-    work.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
+    swap_into_place(work, out)
     log(f"wrote {out} ({manifest['bytes'] / 1e6:.1f} MB) in {timings['total_s']} s")
     return manifest
 

@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from .device import autocast, autocast_dtype, grad_scaler, pick_device
+from .files import swap_into_place
 from .prefix import tokenize_captions
 from .schedule import warmup_cosine
 
@@ -101,13 +102,7 @@ def save_checkpoint(model, opt, trainer_state: dict, run_dir: Path) -> Path:
     model.save_bridge(work / "bridge")
     _save_optimizer(opt, work)
     (work / "trainer_state.json").write_text(json.dumps(trainer_state, indent=2))
-    old = run_dir / (CHECKPOINT + ".old")
-    if final.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        final.rename(old)
-    work.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
-    return final
+    return swap_into_place(work, final)
 
 
 @torch.no_grad()
