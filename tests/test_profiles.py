@@ -94,7 +94,7 @@ def test_seed_architecture_from_config_has_the_seed_shapes(seed_random):
     assert not any(p.requires_grad for p in vision.parameters())
 
 
-@pytest.mark.parametrize("command", [[], ["build-tiny"], ["profile"]])
+@pytest.mark.parametrize("command", [[], ["build-tiny"], ["profile"], ["demo"], ["train"], ["caption"], ["evaluate"], ["extract"]])
 def test_every_command_has_help(command):
     run = subprocess.run([sys.executable, "-m", "vgpt", *command, "--help"], capture_output=True, text=True)
     assert run.returncode == 0 and "usage: python -m vgpt" in run.stdout
