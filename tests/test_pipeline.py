@@ -279,3 +279,21 @@ def test_bridge_folder_with_missing_files_is_a_clear_error(model, tmp_path):
     (folder / "projector.safetensors").unlink()
     with pytest.raises(FileNotFoundError, match="projector.safetensors missing"):
         VisionGPT2.load_bridge(folder, fresh_parts())
+
+
+@pytest.mark.parametrize("name", ["projector.safetensors", "adapter_model.safetensors"])
+def test_truncated_bridge_weights_are_a_clear_error(model, tmp_path, name):
+    folder = model.save_bridge(tmp_path / "bridge")
+    data = (folder / name).read_bytes()
+    (folder / name).write_bytes(data[: len(data) // 2])
+    with pytest.raises(BridgeMismatch, match="cannot read weights"):
+        VisionGPT2.load_bridge(folder, fresh_parts())
+
+
+def test_pickle_offered_as_weights_is_refused(model, tmp_path):
+    import pickle
+
+    folder = model.save_bridge(tmp_path / "bridge")
+    (folder / "projector.safetensors").write_bytes(pickle.dumps({"weight": [1.0, 2.0]}))
+    with pytest.raises(BridgeMismatch, match="cannot read weights"):
+        VisionGPT2.load_bridge(folder, fresh_parts())
