@@ -8,11 +8,11 @@ Modules, in the order the data flows (later ones import earlier ones, never the 
     files      folders written whole or not at all
     shapes     Shapes World, the generated world of the `tiny` profile
     data       caption folders on disk and safe image opening
-    tiny       builds and checks the `tiny` profile's pretrained models
     features   stage 01: frozen vision tower -> feature sequence, cached on disk
     projector  stage 02: features -> GPT-2's embedding space
     prefix     stage 03: visual prefix + caption tokens, labels by position
     masks      stage 04: the joint attention mask, padding and position ids
+    tiny       builds and checks the `tiny` profile's pretrained models
     lora       stage 05: LoRA adapters on GPT-2's attention
     model      VisionGPT2, the stages composed; save / load of the bridge
     train      stage 06: the training loop, checkpoints and resume

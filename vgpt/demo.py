@@ -20,15 +20,11 @@ from .profiles import TINY, load_profile
 from .train import CaptionData, TrainConfig, train
 
 
-def _pixels(processor):
-    return lambda images: processor(images=images, return_tensors="pt")["pixel_values"]
-
-
 def shapes_features(parts, split: str, n: int, seed: int, cache_root: Path):
     """Scenes of one split and a feature lookup backed by the on-disk cache."""
     scenes = shapes.generate(split, n, seed=seed)
     items = [(f"{split}-{seed}-{i}", (lambda s=s: s.render(TINY.image_size))) for i, s in enumerate(scenes)]
-    cache = features.build_cache(parts.vision, items, _pixels(parts.image_processor),
+    cache = features.build_cache(parts.vision, items, features.processor_pixels(parts.image_processor),
                                  cache_root / f"shapes-{split}-{n}-{seed}",
                                  features.FeatureSpec.from_profile(parts.profile), parts.profile.image_size,
                                  batch_size=256)

@@ -54,6 +54,11 @@ def extract_features(vision, pixel_values: torch.Tensor, spec: FeatureSpec = Fea
     return hidden
 
 
+def processor_pixels(processor) -> Callable[[list], torch.Tensor]:
+    """A function from a list of images to the image processor's (B, 3, H, W) pixel values."""
+    return lambda images: processor(images=images, return_tensors="pt")["pixel_values"]
+
+
 def tower_fingerprint(vision) -> str:
     """Identifies a tower by its config and a hash of its weights' bytes."""
     h = hashlib.sha256(vision.config.to_json_string(use_diff=False).encode())

@@ -26,12 +26,8 @@ import torch
 @torch.no_grad()
 def visual_prefix_for(model, pixel_values: torch.Tensor | None = None,
                       features: torch.Tensor | None = None) -> torch.Tensor:
-    """(B, N, Dt) prefix embeddings from pixels or cached features."""
-    if features is None:
-        if pixel_values is None:
-            raise ValueError("give pixel_values or cached features")
-        features = model.features(pixel_values)
-    return model.visual_prefix(features)
+    """(B, N, Dt) prefix embeddings from pixels or cached features, without gradients."""
+    return model.prefix_for(pixel_values, features)
 
 
 def _cut_at_eos(rows: list[list[int]], eos: int) -> list[list[int]]:

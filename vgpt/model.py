@@ -102,6 +102,15 @@ class VisionGPT2(nn.Module):
         weight = next(self.projector.parameters())
         return self.projector(features.to(weight.device, weight.dtype))
 
+    def prefix_for(self, pixel_values: torch.Tensor | None = None,
+                   features: torch.Tensor | None = None) -> torch.Tensor:
+        """Stages 01-02 together: (B, N, Dt) from pixels, or from cached features when given."""
+        if features is None:
+            if pixel_values is None:
+                raise ValueError("give pixel_values or cached features")
+            features = self.features(pixel_values)
+        return self.visual_prefix(features)
+
     def calibrate_projector(self, features: torch.Tensor) -> float:
         """Scale the projector so that the prefix starts at the size of GPT-2's token embeddings."""
         table = self.lm.get_input_embeddings().weight
@@ -118,11 +127,7 @@ class VisionGPT2(nn.Module):
         Returns the language model's output: `.logits` (B, N + T, V) and, with
         `with_loss`, `.loss` over the caption tokens and their end-of-text.
         """
-        if features is None:
-            if pixel_values is None:
-                raise ValueError("give pixel_values or cached features")
-            features = self.features(pixel_values)
-        prefix = self.visual_prefix(features)  # (B, N, Dt)
+        prefix = self.prefix_for(pixel_values, features)  # (B, N, Dt)
         embeds = concat_prefix(prefix, self.token_embeddings(input_ids))  # (B, N + T, Dt)
         mask = joint_attention_mask(text_mask, prefix.shape[1])  # (B, N + T)
         labels = caption_labels(input_ids, text_mask, prefix.shape[1]) if with_loss else None
@@ -154,12 +159,21 @@ class VisionGPT2(nn.Module):
     def load_bridge_weights(self, folder: str | Path) -> None:
         """Read a saved bridge's projector and adapter into this model (used to resume training)."""
         from peft import set_peft_model_state_dict
+        from safetensors import SafetensorError
 
         folder = Path(folder)
-        self.projector.load_state_dict(load_file(folder / PROJECTOR_FILE))
-        result = set_peft_model_state_dict(self.lm, load_file(folder / "adapter_model.safetensors"))
-        if result.unexpected_keys:
-            raise BridgeMismatch(f"{folder}: adapter does not fit this model ({result.unexpected_keys[:3]})")
+        try:
+            self.projector.load_state_dict(load_file(folder / PROJECTOR_FILE))
+            adapter = load_file(folder / "adapter_model.safetensors")
+        except (SafetensorError, OSError) as err:
+            raise BridgeMismatch(f"{folder}: cannot read weights ({err})") from err
+        except RuntimeError as err:  # wrong shapes
+            raise BridgeMismatch(f"{folder}: projector does not fit: {err}") from err
+        result = set_peft_model_state_dict(self.lm, adapter)
+        missing = [k for k in result.missing_keys if "lora_" in k]
+        if missing or result.unexpected_keys:
+            raise BridgeMismatch(f"{folder}: adapter does not fit the model "
+                                 f"(missing {missing[:3]}, unexpected {result.unexpected_keys[:3]})")
 
     @classmethod
     def load_bridge(cls, folder: str | Path, parts) -> "VisionGPT2":
@@ -168,9 +182,6 @@ class VisionGPT2(nn.Module):
         The adapter is applied once, to the fresh base; a base of another
         width, vocabulary or vision tower is refused with the reason.
         """
-        from peft import set_peft_model_state_dict
-        from safetensors import SafetensorError
-
         folder = Path(folder)
         for name in (BRIDGE_CONFIG, PROJECTOR_FILE, "adapter_model.safetensors", "adapter_config.json"):
             if not (folder / name).is_file():
@@ -191,16 +202,5 @@ class VisionGPT2(nn.Module):
                                      f"({config.vision_model} + {config.language_model}), "
                                      f"but the loaded base models have {here}")
         model = cls(vision, lm, config, parts.tokenizer)
-        try:
-            model.projector.load_state_dict(load_file(folder / PROJECTOR_FILE))
-            adapter = load_file(folder / "adapter_model.safetensors")
-        except (SafetensorError, OSError) as err:
-            raise BridgeMismatch(f"{folder}: cannot read weights ({err})") from err
-        except RuntimeError as err:  # wrong shapes
-            raise BridgeMismatch(f"{folder}: projector does not fit: {err}") from err
-        result = set_peft_model_state_dict(model.lm, adapter)
-        missing = [k for k in result.missing_keys if "lora_" in k]
-        if missing or result.unexpected_keys:
-            raise BridgeMismatch(f"{folder}: adapter does not fit the model "
-                                 f"(missing {missing[:3]}, unexpected {result.unexpected_keys[:3]})")
+        model.load_bridge_weights(folder)
         return model

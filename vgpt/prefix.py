@@ -15,6 +15,17 @@ from __future__ import annotations
 import torch
 
 
+def right_pad(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token rows of different lengths -> ids (B, T) padded on the right with `pad`, and mask (B, T)."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r)
+        mask[i, : len(r)] = 1
+    return ids, mask
+
+
 def tokenize_captions(tokenizer, captions: list[str], max_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Captions -> ids (B, T) ending in end-of-text, right-padded, and their mask (B, T).
 
@@ -23,13 +34,7 @@ def tokenize_captions(tokenizer, captions: list[str], max_tokens: int) -> tuple[
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     rows = [tokenizer(c.strip(), add_special_tokens=False).input_ids[: max_tokens - 1] + [eos] for c in captions]
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.tensor(r)
-        mask[i, : len(r)] = 1
-    return ids, mask
+    return right_pad(rows, pad)
 
 
 def caption_labels(ids: torch.Tensor, text_mask: torch.Tensor, n_prefix: int) -> torch.Tensor:

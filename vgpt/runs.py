@@ -20,17 +20,13 @@ from .profiles import PROFILES, load_profile
 from .train import CaptionData, TrainConfig, train
 
 
-def _pixels(processor):
-    return lambda images: processor(images=images, return_tensors="pt")["pixel_values"]
-
-
 def folder_features(parts, data: str | Path, cache_root: str | Path, log=print):
     """Records of the folder, and the feature cache of all its images (built once)."""
     records, skipped = load_caption_folder(data)
     if skipped:
         log(f"skipped {len(skipped)} rows of {Path(data) / 'captions.txt'}; first: {skipped[0]}")
     items = [(r.image_id, (lambda p=r.image: open_image(p))) for r in records]
-    cache = features.build_cache(parts.vision, items, _pixels(parts.image_processor),
+    cache = features.build_cache(parts.vision, items, features.processor_pixels(parts.image_processor),
                                  Path(cache_root) / Path(data).resolve().name,
                                  features.FeatureSpec.from_profile(parts.profile), parts.profile.image_size)
     return records, cache
@@ -99,7 +95,7 @@ def load_run(run: str | Path):
 def caption_files(run: str | Path, images: list[str | Path], **options) -> list[str]:
     """Captions for image files, by the bridge of a run folder."""
     model, parts = load_run(run)
-    pixels = _pixels(parts.image_processor)([open_image(p) for p in images])
+    pixels = features.processor_pixels(parts.image_processor)([open_image(p) for p in images])
     texts, _ = generate.generate_captions(model, pixel_values=pixels, **options)
     return texts
 

@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from . import shapes
 from .files import swap_into_place
+from .prefix import right_pad
 from .profiles import quiet_transformers
 from .schedule import warmup_cosine
 
@@ -97,14 +98,8 @@ def train_tokenizer(captions: list[str], max_length: int = 64):
 def caption_rows(tokenizer, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     """`<eot> caption <eot>`, right-padded; labels are -100 on padding by position."""
     eot = tokenizer.eos_token_id
-    rows = [[eot] + tokenizer(c).input_ids + [eot] for c in captions]
-    width = max(map(len, rows))
-    ids = torch.full((len(rows), width), eot, dtype=torch.long)
-    labels = torch.full((len(rows), width), -100, dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.tensor(r)
-        labels[i, : len(r)] = torch.tensor(r)
-    return ids, labels
+    ids, mask = right_pad([[eot] + tokenizer(c).input_ids + [eot] for c in captions], eot)
+    return ids, ids.masked_fill(mask == 0, -100)
 
 
 # ---------------------------------------------------------- language model
@@ -215,14 +210,7 @@ def clip_config(tokenizer, recipe: TinyRecipe):
 def clip_text_batch(tokenizer, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     """`caption <eot>`, right-padded with <eot>: CLIP pools at the first <eot>."""
     eot = tokenizer.eos_token_id
-    rows = [tokenizer(c).input_ids + [eot] for c in captions]
-    width = max(map(len, rows))
-    ids = torch.full((len(rows), width), eot, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.tensor(r)
-        mask[i, : len(r)] = 1
-    return ids, mask
+    return right_pad([tokenizer(c).input_ids + [eot] for c in captions], eot)
 
 
 def contrastive_loss(logits_per_image: torch.Tensor, captions: list[str]) -> torch.Tensor:
