@@ -19,6 +19,22 @@ def test_seed_profile_is_the_original_recipe():
     assert (SEED.lora_r, SEED.lora_alpha, SEED.lora_targets) == (16, 32, ("c_attn",))
     assert (SEED.max_caption_tokens, SEED.lr, SEED.batch_size, SEED.epochs) == (40, 2e-4, 8, 3)
     assert SEED.feature_layer == -1 and SEED.keep_cls and SEED.needs_hub
+    assert (SEED.lr_projector, SEED.schedule, SEED.warmup_steps, SEED.eval_beams) == (2e-4, "constant", 0, 1)
+    from vgpt.train import TrainConfig
+
+    config = TrainConfig.from_profile(SEED)
+    assert (config.lr_projector, config.lr_lora, config.batch_size, config.epochs) == (2e-4, 2e-4, 8, 3)
+    assert config.schedule == "constant" and config.max_caption_tokens == 40
+
+
+def test_seed_plus_changes_only_what_it_says():
+    from dataclasses import asdict
+
+    plus = profiles.PROFILES["seed-plus"]
+    changed = {k for k, v in asdict(plus).items() if asdict(SEED)[k] != v}
+    assert changed == {"name", "feature_layer", "lr_projector", "schedule", "warmup_steps", "eval_beams", "notes"}
+    assert plus.lr_projector > plus.lr and plus.eval_beams > 1 and plus.schedule == "warmup_cosine"
+    assert plus.visual_tokens == 257 and plus.needs_hub
 
 
 def test_resolve_profile_by_argument_env_and_auto(monkeypatch):

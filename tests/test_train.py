@@ -96,3 +96,31 @@ def test_demo_quick_writes_its_run_folder(tmp_path):
     assert set(summary["results"]) == {"test", "compositional"}
     assert 0.0 <= summary["results"]["test"]["scores"]["exact_match"] <= 1.0
     assert "exact_match" in run.stdout and "compositional" in run.stdout
+
+
+def test_full_size_seed_model_takes_one_training_step_on_cpu(seed_random):
+    """The seed's architectures (random weights), the real loop, batch 1, pixels through ViT-L/14."""
+    import copy
+
+    vision, lm = seed_random
+    tokenizer = profiles.load_profile("tiny", verbose=False).tokenizer  # ids fit GPT-2's vocabulary
+    parts = profiles.Components(profiles.SEED, tokenizer, None, vision, copy.deepcopy(lm))
+    torch.manual_seed(0)
+    model = VisionGPT2.from_parts(parts)
+    shapes_seen = []
+
+    def from_pixels(ids):
+        feats = model.features(torch.randn(len(ids), 3, 224, 224))
+        shapes_seen.append(tuple(feats.shape))
+        return feats
+
+    config = TrainConfig.from_profile(profiles.SEED, epochs=1, batch_size=1)
+    bridge = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    history = train(model, CaptionData([("img", "a red circle left of a blue square")], from_pixels), config,
+                    progress=False)
+    assert shapes_seen == [(1, 257, 1024)]
+    assert len(history["step_loss"]) == 1 and history["step_loss"][0] > 0
+    moved = [n for n, p in model.named_parameters() if p.requires_grad and not torch.equal(p, bridge[n])]
+    assert any(n.startswith("projector") for n in moved)
+    # LoRA B starts at zero, so one step moves B (A's gradient is zero at B = 0)
+    assert sum("lora_B" in n for n in moved) == 12 and not any("lora_A" in n for n in moved)

@@ -58,6 +58,10 @@ def _demo(args) -> int:
     return 0
 
 
+DATA_HELP = ("caption folder: Images/ + captions.txt (Kaggle), Flicker8k_Dataset/ + Flickr8k.token.txt "
+             "(original) or an image folder + dataset_flickr8k.json (Karpathy)")
+
+
 def _need(path: Path, what: str) -> Path:
     if not path.exists():
         raise UsageError(f"{what} {path} does not exist")
@@ -84,8 +88,8 @@ def _extract(args) -> int:
     from .profiles import load_profile
     from .runs import folder_features
 
-    records, cache = folder_features(load_profile(args.profile), _need(args.data, "data folder"), args.cache)
-    print(f"features of {len(records)} images: {cache.folder} {tuple(cache.array.shape)} fp16")
+    found, cache = folder_features(load_profile(args.profile), _need(args.data, "data folder"), args.cache)
+    print(f"features of {len(found.records)} images: {cache.folder} {tuple(cache.array.shape)} fp16")
     return 0
 
 
@@ -107,7 +111,7 @@ def _evaluate(args) -> int:
 
 
 def _add_decoding(p) -> None:
-    p.add_argument("--beams", type=int, default=1, help="beam width; 1 is greedy (default: %(default)s)")
+    p.add_argument("--beams", type=int, default=None, help="beam width; 1 is greedy (default: the profile's)")
     p.add_argument("--sample", action="store_true", help="sample instead of searching")
     p.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass, with --sample")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default: %(default)s)")
@@ -142,11 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a small, one-epoch run for smoke tests (about a minute)")
     p.set_defaults(func=_demo)
 
-    p = sub.add_parser("train", help="train a bridge on a caption folder (Images/ + captions.txt)",
+    p = sub.add_parser("train", help="train a bridge on a caption folder (any Flickr8k layout)",
                        description="Cache features, train projector + LoRA on the folder's train split, "
                                    "validate on its val split, and write a run folder.")
-    p.add_argument("--profile", default="auto", help="auto, seed or tiny (default: %(default)s)")
-    p.add_argument("--data", type=Path, required=True, help="folder with Images/ and captions.txt")
+    p.add_argument("--profile", default="auto", help="auto, seed, seed-plus or tiny (default: %(default)s)")
+    p.add_argument("--data", type=Path, required=True, help=DATA_HELP)
     p.add_argument("--out", type=Path, default=Path("runs/train"), help="run folder (default: %(default)s)")
     p.add_argument("--cache", type=Path, default=Path("runs/features"), help="feature cache (default: %(default)s)")
     p.add_argument("--epochs", type=int, default=None, help="(default: the profile's)")
@@ -158,8 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("extract", help="cache the vision features of a caption folder",
                        description="Run the frozen vision tower once over every image and cache the features.")
-    p.add_argument("--profile", default="auto", help="auto, seed or tiny (default: %(default)s)")
-    p.add_argument("--data", type=Path, required=True, help="folder with Images/ and captions.txt")
+    p.add_argument("--profile", default="auto", help="auto, seed, seed-plus or tiny (default: %(default)s)")
+    p.add_argument("--data", type=Path, required=True, help=DATA_HELP)
     p.add_argument("--cache", type=Path, default=Path("runs/features"), help="feature cache (default: %(default)s)")
     p.set_defaults(func=_extract)
 
@@ -173,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="caption metrics of a trained run on a caption folder",
                        description="BLEU-1..4, ROUGE-L, CIDEr-D and the end-of-text rate on one split.")
     p.add_argument("--run", type=Path, required=True, help="run folder")
-    p.add_argument("--data", type=Path, required=True, help="folder with Images/ and captions.txt")
+    p.add_argument("--data", type=Path, required=True, help=DATA_HELP)
     p.add_argument("--split", default="test", choices=("train", "val", "test"), help="(default: %(default)s)")
     p.add_argument("--cache", type=Path, default=Path("runs/features"), help="feature cache (default: %(default)s)")
     _add_decoding(p)
@@ -181,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("profile", help="show which profile would be used, and why",
                        description="Resolve a profile name (or VGPT_PROFILE, or auto) and print its values.")
-    p.add_argument("name", nargs="?", default=None, help="auto, seed or tiny (default: VGPT_PROFILE or auto)")
+    p.add_argument("name", nargs="?", default=None, help="auto, seed, seed-plus or tiny (default: VGPT_PROFILE or auto)")
     p.set_defaults(func=_profile)
     return parser
 

@@ -1,10 +1,23 @@
-"""Caption data sets on disk: a folder of images with a `captions.txt` (the Flickr8k Kaggle layout,
-which `shapes.write_flickr_layout` also writes), grouped by image, with bad rows counted and skipped.
+"""Caption data sets on disk, grouped by image, with bad rows counted and skipped.
+
+`load_captions(folder)` reads any of the three ways Flickr8k is handed out:
+
+- the Kaggle copy: `Images/` + `captions.txt` (CSV `image,caption`), which
+  `shapes.write_flickr_layout` also writes for Shapes World;
+- the original release: `Flicker8k_Dataset/` (sic) + `Flickr8k.token.txt`
+  (`name.jpg#0<TAB>caption`) and the split lists `Flickr_8k.trainImages.txt`,
+  `Flickr_8k.devImages.txt`, `Flickr_8k.testImages.txt`;
+- the Karpathy split file `dataset_flickr8k.json` beside an image folder.
+
+The standard split (6000 / 1000 / 1000 images) comes from the split lists or
+the Karpathy file, whichever the folder has. A folder with neither gets a
+stable split by a hash of the image name, and the loader says so.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +33,7 @@ class DataError(ValueError):
 class CaptionRecord:
     image: Path
     captions: list[str] = field(default_factory=list)
+    split: str | None = None  # "train" / "val" / "test" from the data set's own split, if it has one
 
     @property
     def image_id(self) -> str:
@@ -34,37 +48,137 @@ def _inside(folder: Path, name: str) -> Path | None:
     return path if folder.resolve() in path.parents else None
 
 
-def load_caption_folder(folder: str | Path) -> tuple[list[CaptionRecord], list[str]]:
-    """`folder/Images/*` + `folder/captions.txt` (CSV: image,caption) -> records and skipped-row notes."""
-    folder = Path(folder)
-    table = folder / "captions.txt"
-    images = folder / "Images"
-    if not table.is_file():
-        raise DataError(f"{table}: missing; expected a folder with Images/ and captions.txt (image,caption rows)")
-    records: dict[str, CaptionRecord] = {}
-    skipped: list[str] = []
+IMAGE_FOLDERS = ("Images", "Flicker8k_Dataset", "Flickr8k_Dataset")  # Kaggle, original (sic), fixed
+KAGGLE_TABLE = "captions.txt"
+TOKEN_FILE = "Flickr8k.token.txt"
+KARPATHY_FILE = "dataset_flickr8k.json"
+SPLIT_LISTS = {"train": "Flickr_8k.trainImages.txt", "val": "Flickr_8k.devImages.txt",
+               "test": "Flickr_8k.testImages.txt"}
+
+
+@dataclass
+class Captions:
+    """What `load_captions` found: records grouped by image, the rows it skipped and why."""
+    records: list[CaptionRecord]
+    skipped: list[str]  # "file:line: problem", one per skipped row
+    layout: str  # "kaggle", "original" or "karpathy"
+    split_source: str  # where the train / val / test split comes from
+
+    def split(self, name: str) -> list[CaptionRecord]:
+        return [r for r in self.records if (r.split or split_of_image(r.image_id)) == name]
+
+
+class _Collector:
+    """Rows in, records out: each row checked, the bad ones noted with file and line."""
+
+    def __init__(self, images: Path):
+        self.images, self.records, self.skipped = images, {}, []
+
+    def add(self, where: str, name: str, caption: str, split: str | None = None) -> None:
+        name, caption = name.strip(), " ".join(caption.split())
+        path = _inside(self.images, name)
+        if path is None:
+            self.skipped.append(f"{where}: image name {name!r} leaves the image folder")
+        elif not caption:
+            self.skipped.append(f"{where}: empty caption")
+        elif not path.is_file():
+            self.skipped.append(f"{where}: image {name!r} not found in {self.images}")
+        else:
+            record = self.records.setdefault(name, CaptionRecord(path, split=split))
+            record.captions.append(caption)
+
+
+def _find(folder: Path, name: str) -> Path | None:
+    """`name` in the folder or in `Flickr8k_text/` (where the original text archive unpacks)."""
+    for place in (folder, folder / "Flickr8k_text"):
+        if (place / name).is_file():
+            return place / name
+    return None
+
+
+def _image_folder(folder: Path, table: Path) -> Path:
+    for name in IMAGE_FOLDERS:
+        if (folder / name).is_dir():
+            return folder / name
+    raise DataError(f"{table}: found, but no image folder beside it (looked for {', '.join(IMAGE_FOLDERS)})")
+
+
+def _read_kaggle(table: Path, rows: _Collector) -> None:
     with open(table, newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
         header = next(reader, None)
         if header is None or [h.strip().lower() for h in header[:2]] != ["image", "caption"]:
             raise DataError(f"{table}: first line must be the header 'image,caption', found {header}")
-        for line, row in enumerate(reader, start=2):
+        for row in reader:
+            where = f"{table}:{reader.line_num}"
             if len(row) < 2:
-                skipped.append(f"{table}:{line}: expected 2 columns, found {len(row)}")
-                continue
-            name, caption = row[0].strip(), ",".join(row[1:]).strip()
-            path = _inside(images, name)
-            if path is None:
-                skipped.append(f"{table}:{line}: image name {name!r} leaves the Images folder")
-            elif not caption:
-                skipped.append(f"{table}:{line}: empty caption")
-            elif not path.is_file():
-                skipped.append(f"{table}:{line}: image {name!r} not found in {images}")
+                rows.skipped.append(f"{where}: expected 2 columns (image,caption), found {len(row)}")
             else:
-                records.setdefault(name, CaptionRecord(path)).captions.append(caption)
+                rows.add(where, row[0], ",".join(row[1:]))
+
+
+def _read_token_file(table: Path, rows: _Collector) -> None:
+    with open(table, encoding="utf-8") as f:
+        for line, text in enumerate(f, start=1):
+            if not text.strip():
+                continue
+            name, tab, caption = text.rstrip("\n").partition("\t")
+            if not tab or "#" not in name:
+                rows.skipped.append(f"{table}:{line}: expected 'image.jpg#n<TAB>caption'")
+            else:
+                rows.add(f"{table}:{line}", name.rsplit("#", 1)[0], caption)
+
+
+def _read_karpathy(path: Path, rows: _Collector) -> None:
+    try:
+        images = json.loads(path.read_text(encoding="utf-8"))["images"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise DataError(f"{path}: not a Karpathy split file (a JSON object with 'images'): {err}") from err
+    for i, entry in enumerate(images):
+        where = f"{path}: images[{i}]"
+        if not isinstance(entry, dict) or "filename" not in entry:
+            rows.skipped.append(f"{where}: no 'filename'")
+            continue
+        split = {"restval": "train"}.get(entry.get("split"), entry.get("split"))
+        for sentence in entry.get("sentences", []):
+            rows.add(where, entry["filename"], str(sentence.get("raw", "")), split)
+
+
+def _split_lists(folder: Path) -> dict[str, str] | None:
+    """Image name -> split, from the original release's three lists, if all three are here."""
+    found = {split: _find(folder, name) for split, name in SPLIT_LISTS.items()}
+    if None in found.values():
+        return None
+    return {line.strip(): split for split, path in found.items()
+            for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+
+
+def load_captions(folder: str | Path) -> Captions:
+    """A caption data set in any of the three Flickr8k layouts, grouped by image (see the module doc)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a folder")
+    if karpathy := _find(folder, KARPATHY_FILE):
+        layout, table = "karpathy", karpathy
+    elif token := _find(folder, TOKEN_FILE):
+        layout, table = "original", token
+    elif (folder / KAGGLE_TABLE).is_file():
+        layout, table = "kaggle", folder / KAGGLE_TABLE
+    else:
+        raise DataError(f"{folder}: no caption file; expected {KAGGLE_TABLE} (Kaggle layout), {TOKEN_FILE} "
+                        f"(original release) or {KARPATHY_FILE} (Karpathy split), with an image folder")
+    rows = _Collector(_image_folder(folder, table))
+    {"karpathy": _read_karpathy, "original": _read_token_file, "kaggle": _read_kaggle}[layout](table, rows)
+    records = list(rows.records.values())
     if not records:
-        raise DataError(f"{table}: no usable rows ({len(skipped)} skipped)")
-    return list(records.values()), skipped
+        raise DataError(f"{table}: no usable rows ({len(rows.skipped)} skipped"
+                        + (f"; first: {rows.skipped[0]})" if rows.skipped else ")"))
+    source = f"the split field of {table.name}" if layout == "karpathy" else None
+    if source is None and (lists := _split_lists(folder)):
+        for r in records:
+            r.split = lists.get(r.image_id, "unlisted")
+        source = "the split lists " + ", ".join(SPLIT_LISTS.values())
+    return Captions(records, rows.skipped, layout, source or "a hash of each image name (no split lists found)")
 
 
 def split_of_image(name: str, val: float = 0.1, test: float = 0.1) -> str:

@@ -45,9 +45,13 @@ class Profile:
     lora_dropout: float
     lora_targets: tuple[str, ...]
     max_caption_tokens: int
-    lr: float
-    batch_size: int
+    lr: float  # learning rate of the LoRA weights (and of the projector unless lr_projector is set)
+    lr_projector: float  # learning rate of the projector
+    schedule: str  # "constant" or "warmup_cosine" (linear warmup, then cosine decay to 0)
+    warmup_steps: int
+    batch_size: int  # captions per optimizer step
     epochs: int
+    eval_beams: int  # beam width when scoring captions; 1 is greedy
     data: str  # which caption data set the profile trains on
     needs_hub: bool
     notes: dict[str, str] = field(default_factory=dict, compare=False)
@@ -75,8 +79,12 @@ SEED = Profile(
     lora_targets=("c_attn",),
     max_caption_tokens=40,
     lr=2e-4,
+    lr_projector=2e-4,  # one AdamW learning rate for everything
+    schedule="constant",
+    warmup_steps=0,
     batch_size=8,
     epochs=3,
+    eval_beams=1,
     data="flickr8k",
     needs_hub=True,
     notes={"source": "the original recipe: CLIP ViT-L/14 last_hidden_state -> Linear -> "
@@ -109,14 +117,35 @@ TINY = Profile(
     lora_targets=("c_attn", "c_proj", "c_fc", "lm_head"),  # seed c_attn only
     max_caption_tokens=24,  # seed 40; the longest Shapes World caption is 11 tokens + EOS
     lr=2e-3,  # seed 2e-4; with warmup, cosine decay and clipping (unstable at 3e-3)
+    lr_projector=2e-3,
+    schedule="warmup_cosine",
+    warmup_steps=100,
     batch_size=64,  # seed 8
     epochs=7,  # over 20,000 cached training scenes, about 2,200 steps
+    eval_beams=1,  # captions here are short and near-certain: beams change nothing
     data="shapes",
     needs_hub=False,
     notes={"source": "models pretrained by `python -m vgpt build-tiny` on Shapes World"},
 )
 
-PROFILES = {"seed": SEED, "tiny": TINY}
+# The seed recipe with what the evidence says helps; every change is one line here.
+SEED_PLUS = SEED.with_(
+    name="seed-plus",
+    # LLaVA reports its penultimate-layer CLIP features better than the last layer's
+    # (ScienceQA 90.92% vs 89.96%): the last layer is shaped for CLIP's contrastive
+    # objective, the one before keeps more local detail. Same 257 x 1024 shape.
+    feature_layer=-2,
+    # The projector starts from scratch and a LoRA update is a small change to a trained
+    # model: projectors are commonly trained at 1e-3 (LLaVA stage 1 uses 2e-3), LoRA at 2e-4.
+    lr_projector=1e-3,
+    schedule="warmup_cosine",  # warmup protects the frozen model from the first random prefixes
+    warmup_steps=500,  # about 5% of 3 epochs of 30,000 captions at batch 8
+    eval_beams=3,  # beam search lifts BLEU and CIDEr over greedy on caption benchmarks
+    notes={"source": "seed + penultimate CLIP layer, projector lr 1e-3, warmup + cosine, beam 3 "
+                     "at evaluation; end-of-text is a label in every profile"},
+)
+
+PROFILES = {"seed": SEED, "seed-plus": SEED_PLUS, "tiny": TINY}
 
 
 # ------------------------------------------------------------ choosing one

@@ -1,4 +1,4 @@
-"""Runs on a caption folder (Images/ + captions.txt): extract features, train, caption, evaluate.
+"""Runs on a caption folder (any layout `data.load_captions` reads): extract features, train, caption, evaluate.
 
 A run folder holds `bridge/` (what was trained), `checkpoint/` (to resume),
 `metrics.json`, `loss.png` and `captions.png`. `caption` and `evaluate` load
@@ -14,34 +14,31 @@ from pathlib import Path
 import torch
 
 from . import features, generate, metrics, viz
-from .data import DataError, load_caption_folder, open_image, split_of_image
+from .data import DataError, load_captions, open_image
 from .model import BRIDGE_CONFIG, VisionGPT2
 from .profiles import PROFILES, load_profile
 from .train import CaptionData, TrainConfig, train
 
 
 def folder_features(parts, data: str | Path, cache_root: str | Path, log=print):
-    """Records of the folder, and the feature cache of all its images (built once)."""
-    records, skipped = load_caption_folder(data)
-    if skipped:
-        log(f"skipped {len(skipped)} rows of {Path(data) / 'captions.txt'}; first: {skipped[0]}")
-    items = [(r.image_id, (lambda p=r.image: open_image(p))) for r in records]
+    """The folder's captions (`data.Captions`), and the feature cache of all its images (built once)."""
+    found = load_captions(data)
+    log(f"{data}: {found.layout} layout, {len(found.records)} images; split by {found.split_source}")
+    if found.skipped:
+        log(f"skipped {len(found.skipped)} rows; first: {found.skipped[0]}")
+    items = [(r.image_id, (lambda p=r.image: open_image(p))) for r in found.records]
     cache = features.build_cache(parts.vision, items, features.processor_pixels(parts.image_processor),
                                  Path(cache_root) / Path(data).resolve().name,
                                  features.FeatureSpec.from_profile(parts.profile), parts.profile.image_size)
-    return records, cache
-
-
-def _split(records, name):
-    return [r for r in records if split_of_image(r.image_id) == name]
+    return found, cache
 
 
 def train_folder(profile: str, data: str | Path, out: str | Path, cache_root: str | Path,
                  resume: bool = False, log=print, **changes) -> dict:
     parts = load_profile(profile)
-    records, cache = folder_features(parts, data, cache_root, log)
+    found, cache = folder_features(parts, data, cache_root, log)
     source = lambda ids: cache.get(ids).float()  # noqa: E731
-    train_recs, val_recs = _split(records, "train"), _split(records, "val")
+    train_recs, val_recs = found.split("train"), found.split("val")
     if not train_recs:
         raise DataError(f"{data}: no images fall in the training split")
     pairs = lambda recs: [(r.image_id, c) for r in recs for c in r.captions]  # noqa: E731
@@ -54,7 +51,8 @@ def train_folder(profile: str, data: str | Path, out: str | Path, cache_root: st
         f"validating on {len(val_recs)}")
     def val_metrics(epoch, record):  # caption metrics each epoch, on up to 200 val images
         if val_recs:
-            record.update({f"val_{k}": v for k, v in score_records(model, val_recs[:200], cache).items()})
+            scores = score_records(model, val_recs[:200], cache, num_beams=parts.profile.eval_beams)
+            record.update({f"val_{k}": v for k, v in scores.items()})
 
     history = train(model, CaptionData(pairs(train_recs), source), config,
                     val_data=CaptionData(pairs(val_recs), source) if val_recs else None,
@@ -65,7 +63,7 @@ def train_folder(profile: str, data: str | Path, out: str | Path, cache_root: st
     summary = {"profile": parts.profile.name, "data": str(Path(data).resolve()), "train_config": asdict(config),
                "history": history["epochs"]}
     if val_recs:
-        summary["val"] = score_records(model, val_recs, cache)
+        summary["val"] = score_records(model, val_recs, cache, num_beams=parts.profile.eval_beams)
     (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
     log(f"wrote {out}/")
     return summary
@@ -77,6 +75,11 @@ def score_records(model, records, cache, **options) -> dict:
     scores = metrics.caption_scores(texts, [r.captions for r in records])
     scores["eos_rate"] = sum(ended) / len(ended)
     return scores
+
+
+def _default_beams(options: dict, profile) -> None:
+    if options.get("num_beams") is None:
+        options["num_beams"] = profile.eval_beams
 
 
 def load_run(run: str | Path):
@@ -95,6 +98,7 @@ def load_run(run: str | Path):
 def caption_files(run: str | Path, images: list[str | Path], **options) -> list[str]:
     """Captions for image files, by the bridge of a run folder."""
     model, parts = load_run(run)
+    _default_beams(options, parts.profile)
     pixels = features.processor_pixels(parts.image_processor)([open_image(p) for p in images])
     texts, _ = generate.generate_captions(model, pixel_values=pixels, **options)
     return texts
@@ -104,10 +108,11 @@ def evaluate_run(run: str | Path, data: str | Path, cache_root: str | Path, spli
                  log=print, **options) -> dict:
     """Caption metrics of a run's bridge on one split of a caption folder (all of it if that split is empty)."""
     model, parts = load_run(run)
-    records, cache = folder_features(parts, data, cache_root, log)
-    chosen = _split(records, split)
+    _default_beams(options, parts.profile)
+    found, cache = folder_features(parts, data, cache_root, log)
+    chosen = found.split(split)
     label = split if chosen else "all"
-    chosen = chosen or records
+    chosen = chosen or found.records
     scores = score_records(model, chosen, cache, **options)
     log(f"{len(chosen)} images of {data} ({label}):")
     for k, v in scores.items():

@@ -36,16 +36,22 @@ class TrainConfig:
     lr_projector: float = 2e-4
     lr_lora: float = 2e-4
     weight_decay: float = 0.0
+    schedule: str = "warmup_cosine"  # or "constant"
     warmup_steps: int = 100
     grad_accum: int = 1  # optimizer step every `grad_accum` batches
     clip_norm: float = 1.0
     max_caption_tokens: int = 40
     seed: int = 0
 
+    def __post_init__(self):
+        if self.schedule not in ("constant", "warmup_cosine"):
+            raise ValueError(f"schedule must be 'constant' or 'warmup_cosine', not {self.schedule!r}")
+
     @classmethod
     def from_profile(cls, profile, **changes) -> "TrainConfig":
-        base = cls(epochs=profile.epochs, batch_size=profile.batch_size, lr_projector=profile.lr,
-                   lr_lora=profile.lr, max_caption_tokens=profile.max_caption_tokens)
+        base = cls(epochs=profile.epochs, batch_size=profile.batch_size, lr_projector=profile.lr_projector,
+                   lr_lora=profile.lr, schedule=profile.schedule, warmup_steps=profile.warmup_steps,
+                   max_caption_tokens=profile.max_caption_tokens)
         return cls(**{**asdict(base), **changes})
 
 
@@ -165,8 +171,10 @@ def train(model, train_data: CaptionData, config: TrainConfig, val_data: Caption
                 scaler.scale(loss / config.grad_accum).backward()
                 if (b + 1) % config.grad_accum and b + 1 != batches:
                     continue  # accumulate; an interruption here redoes these batches on resume
+                factor = (warmup_cosine(state["step"], total_steps, config.warmup_steps)
+                          if config.schedule == "warmup_cosine" else 1.0)
                 for group, base in zip(opt.param_groups, (config.lr_projector, config.lr_lora)):
-                    group["lr"] = base * warmup_cosine(state["step"], total_steps, config.warmup_steps)
+                    group["lr"] = base * factor
                 scaler.unscale_(opt)
                 torch.nn.utils.clip_grad_norm_(model.trainable_parameters(), config.clip_norm)
                 scaler.step(opt)
