@@ -25,6 +25,7 @@ from .device import autocast, autocast_dtype, grad_scaler, pick_device
 from .files import swap_into_place
 from .prefix import tokenize_captions
 from .schedule import warmup_cosine
+from .shared_prefix import group_by_image, shared_prefix_forward
 
 CHECKPOINT = "checkpoint"
 
@@ -42,6 +43,9 @@ class TrainConfig:
     clip_norm: float = 1.0
     max_caption_tokens: int = 40
     seed: int = 0
+    # one prefix pass per image for all its captions in a batch (see shared_prefix.py);
+    # None: on when some image has several captions
+    shared_prefix: bool | None = None
 
     def __post_init__(self):
         if self.schedule not in ("constant", "warmup_cosine"):
@@ -66,6 +70,41 @@ def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     """The data order of one epoch: fixed by (seed, epoch), so a resumed run sees the same."""
     g = torch.Generator().manual_seed(seed * 100_003 + epoch)
     return torch.randperm(n, generator=g).tolist()
+
+
+def caption_order(pairs: Sequence[tuple[str, str]], seed: int, epoch: int, grouped: bool) -> list[int]:
+    """The epoch's order of pairs. Grouped: images shuffled, each image's captions kept together,
+    so that a batch holds few images and their prefixes can be shared."""
+    if not grouped:
+        return epoch_order(len(pairs), seed, epoch)
+    groups: dict[str, list[int]] = {}
+    for i, (image, _) in enumerate(pairs):
+        groups.setdefault(image, []).append(i)
+    lists = list(groups.values())
+    return [i for g in epoch_order(len(lists), seed, epoch) for i in lists[g]]
+
+
+def has_groups(data: CaptionData) -> bool:
+    """Does some image have several captions?"""
+    return len({image for image, _ in data.pairs}) < len(data.pairs)
+
+
+def uses_shared_prefix(data: CaptionData, config: TrainConfig) -> bool:
+    return has_groups(data) if config.shared_prefix is None else config.shared_prefix
+
+
+def batch_loss(model, chunk: Sequence[tuple[str, str]], data: CaptionData, config: TrainConfig, device,
+               shared: bool) -> tuple[torch.Tensor, int]:
+    """Mean loss over the caption tokens (and end-of-text) of a batch of (image id, caption) pairs,
+    and how many tokens that is."""
+    ids, mask = tokenize_captions(model.tokenizer, [c for _, c in chunk], config.max_caption_tokens)
+    ids, mask = ids.to(device), mask.to(device)
+    if shared:
+        images, owner = group_by_image([i for i, _ in chunk])
+        out = shared_prefix_forward(model, ids, mask, owner, features=data.features(images).to(device))
+    else:
+        out = model(ids, mask, features=data.features([i for i, _ in chunk]).to(device))
+    return out.loss, int(mask.sum())
 
 
 def _optimizer_groups(model, config: TrainConfig) -> list[dict]:
@@ -115,13 +154,12 @@ def save_checkpoint(model, opt, trainer_state: dict, run_dir: Path) -> Path:
 def validation_loss(model, data: CaptionData, config: TrainConfig, device, dtype) -> float:
     model.eval()
     total, count = 0.0, 0
-    for start in range(0, len(data.pairs), config.batch_size * 4):
-        chunk = data.pairs[start:start + config.batch_size * 4]
-        ids, mask = tokenize_captions(model.tokenizer, [c for _, c in chunk], config.max_caption_tokens)
-        feats = data.features([i for i, _ in chunk]).to(device)
+    shared = uses_shared_prefix(data, config)
+    pairs = [data.pairs[i] for i in caption_order(data.pairs, 0, 0, has_groups(data))]
+    for start in range(0, len(pairs), config.batch_size * 4):
+        chunk = pairs[start:start + config.batch_size * 4]
         with autocast(device, dtype):
-            loss = model(ids.to(device), mask.to(device), features=feats).loss
-        tokens = int(mask.sum())
+            loss, tokens = batch_loss(model, chunk, data, config, device, shared)
         total, count = total + float(loss) * tokens, count + tokens
     return total / max(count, 1)
 
@@ -154,9 +192,10 @@ def train(model, train_data: CaptionData, config: TrainConfig, val_data: Caption
         _load_optimizer(opt, folder)
     history = state["history"]
     batches = -(-len(train_data.pairs) // config.batch_size)
+    shared = uses_shared_prefix(train_data, config)
     try:
         for epoch in range(state["epoch"], config.epochs):
-            order = epoch_order(len(train_data.pairs), config.seed, epoch)
+            order = caption_order(train_data.pairs, config.seed, epoch, has_groups(train_data))
             if state["batch"] == 0:
                 state["epoch_start_step"] = state["step"]
             model.train()
@@ -164,10 +203,8 @@ def train(model, train_data: CaptionData, config: TrainConfig, val_data: Caption
                        disable=not progress, leave=False)
             for b in bar:
                 chunk = [train_data.pairs[i] for i in order[b * config.batch_size:(b + 1) * config.batch_size]]
-                ids, mask = tokenize_captions(model.tokenizer, [c for _, c in chunk], config.max_caption_tokens)
-                feats = train_data.features([i for i, _ in chunk]).to(device)
                 with autocast(device, dtype):
-                    loss = model(ids.to(device), mask.to(device), features=feats).loss
+                    loss, _ = batch_loss(model, chunk, train_data, config, device, shared)
                 scaler.scale(loss / config.grad_accum).backward()
                 if (b + 1) % config.grad_accum and b + 1 != batches:
                     continue  # accumulate; an interruption here redoes these batches on resume
