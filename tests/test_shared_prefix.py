@@ -90,3 +90,20 @@ def test_training_with_and_without_sharing_takes_the_same_steps():
     assert len(histories[0]) == 10
     assert histories[1] == pytest.approx(histories[0], rel=1e-4)
     torch.testing.assert_close(weights[1], weights[0], atol=1e-5, rtol=1e-4)
+
+
+def test_bench_runs_and_counts_less_work_for_each_lever():
+    """The benchmark itself (on the tiny models, one repeat): every variant runs and is FLOP-counted."""
+    from vgpt.bench import run_bench
+
+    lines = []
+    figures = run_bench("tiny", images=2, gen_images=2, new_tokens=5, repeats=1, log=lines.append)
+    train = list(figures["training"].values())
+    assert [t["gflops_per_image"] > 0 for t in train] == [True] * 3
+    assert train[0]["gflops_per_image"] > train[1]["gflops_per_image"] > train[2]["gflops_per_image"]
+    gen = list(figures["generation"].values())
+    assert len(gen) == 4 and all(0 < g["tokens"] <= 2 * 5 for g in gen)
+    assert len({g["tokens"] for g in gen}) == 1  # every variant wrote the same number of tokens
+    memory = figures["memory"]["peak_bytes"]
+    assert memory["(c) cached + shared prefix"][8] < memory["(b) cached features"][8]
+    assert any(line.startswith("device: CPU") for line in lines)

@@ -110,6 +110,16 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _bench(args) -> int:
+    from .bench import run_bench
+
+    figures = run_bench(args.profile, images=args.images, gen_images=args.gen_images, new_tokens=args.new_tokens,
+                        repeats=args.repeats, device=args.device)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
 def _add_decoding(p) -> None:
     p.add_argument("--beams", type=int, default=None, help="beam width; 1 is greedy (default: the profile's)")
     p.add_argument("--sample", action="store_true", help="sample instead of searching")
@@ -182,6 +192,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", type=Path, default=Path("runs/features"), help="feature cache (default: %(default)s)")
     _add_decoding(p)
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("bench", help="time the original recipe against cached features and a shared prefix",
+                       description="Training step per image: (a) vision tower per caption, (b) cached features, "
+                                   "(c) cached + shared prefix; generation with and without batching and KV "
+                                   "cache. All in one run, medians, ratios, and FLOP counts.")
+    p.add_argument("--profile", default="seed", choices=("seed", "tiny"),
+                   help="seed: full-size architectures, random weights (default); tiny: the shipped models")
+    p.add_argument("--images", type=int, default=1, help="images per training batch, 5 captions each (default: 1)")
+    p.add_argument("--gen-images", type=int, default=4, help="images to caption (default: %(default)s)")
+    p.add_argument("--new-tokens", type=int, default=30, help="tokens to generate (default: %(default)s)")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per variant (default: %(default)s)")
+    p.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best here)")
+    p.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
+    p.set_defaults(func=_bench)
 
     p = sub.add_parser("profile", help="show which profile would be used, and why",
                        description="Resolve a profile name (or VGPT_PROFILE, or auto) and print its values.")

@@ -1,0 +1,247 @@
+"""`python -m vgpt bench`: what caching features and sharing the prefix buy, measured side by side.
+
+Training, per image with 5 captions (forward + backward of one batch):
+  (a) the original recipe: the vision tower runs for every caption, fp32, one caption per sequence
+  (b) cached features, one caption per sequence
+  (c) cached features and one shared prefix per image (`shared_prefix.py`)
+Generation of 30 new tokens: one by one or batched, with or without the KV cache.
+
+Every variant runs in the same process on the same models, a warm-up first
+(which also counts its FLOPs with torch's FLOP counter), then `repeats` timed
+runs whose median is reported. By default the models are the seed's
+architectures with random weights (no download; same shapes, same FLOPs).
+On a GPU, (b), (c) and generation run under bf16 / fp16 autocast.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import torch
+from torch.utils import flop_counter
+
+from .device import autocast, autocast_dtype, pick_device
+from .generate import greedy_with_cache
+from .model import BridgeConfig, VisionGPT2
+from .shared_prefix import group_by_image, shared_prefix_forward
+
+
+@dataclass
+class Timing:
+    name: str
+    seconds: list[float]  # per run
+    flops: int = 0  # of one run, from the warm-up
+    tokens: int = 0  # generated, for generation runs
+    saved_bytes: int = 0  # tensors kept for the backward pass, in the warm-up run
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+
+def _sdpa_flops():
+    """CPU attention kernels the FLOP counter does not know, counted like the GPU ones."""
+    aten = torch.ops.aten
+
+    def forward(q, k, v, *args, out_shape=None, **kw):
+        return flop_counter.sdpa_flop_count(q, k, v)
+
+    def backward(grad, q, k, v, *args, out_shape=None, **kw):
+        return flop_counter.sdpa_backward_flop_count(grad, q, k, v)
+
+    return {aten._scaled_dot_product_flash_attention_for_cpu: forward,
+            aten._scaled_dot_product_flash_attention_for_cpu_backward: backward}
+
+
+class SavedTensors(torch.autograd.graph.saved_tensors_hooks):
+    """Adds up the bytes autograd keeps for the backward pass (each storage once): the activation
+    memory of a training step, measurable on any device."""
+
+    def __init__(self):
+        self.storages: dict[int, int] = {}
+
+        def pack(t):
+            storage = t.untyped_storage()
+            self.storages[storage.data_ptr()] = storage.nbytes()
+            return t
+
+        super().__init__(pack, lambda t: t)
+
+    @property
+    def total(self) -> int:
+        return sum(self.storages.values())
+
+
+def measure(name: str, run, repeats: int, warmup=None, device=None) -> Timing:
+    """Time `run()` `repeats` times after one warm-up (`warmup()` if given), which is FLOP-counted
+    and whose saved activations are added up."""
+    counter = flop_counter.FlopCounterMode(display=False, custom_mapping=_sdpa_flops())
+    saved = SavedTensors()
+    with counter, saved:
+        (warmup or run)()
+    seconds = []
+    for _ in range(repeats):
+        if device is not None and device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        run()
+        if device is not None and device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds.append(time.perf_counter() - start)
+    return Timing(name, seconds, counter.get_total_flops(), saved_bytes=saved.total)
+
+
+def bench_models(profile: str = "seed"):
+    """(model, profile): the seed's architectures with random weights, or the tiny models."""
+    from .profiles import SEED, TINY, build_seed_random, load_profile
+
+    if profile == "seed":
+        vision, lm = build_seed_random()
+        tokenizer, chosen = SimpleNamespace(eos_token_id=lm.config.eos_token_id), SEED
+    elif profile == "tiny":
+        parts = load_profile("tiny", verbose=False)
+        vision, lm, tokenizer, chosen = parts.vision, parts.language_model, parts.tokenizer, TINY
+    else:
+        raise ValueError(f"bench runs on 'seed' (random weights) or 'tiny', not {profile!r}")
+    return VisionGPT2(vision, lm, BridgeConfig.for_models(chosen, vision, lm), tokenizer), chosen
+
+
+def caption_batch(images: int, per_image: int, vocab: int, seed: int = 0):
+    """Random caption ids of Flickr8k-like lengths (10 to 20 tokens + end-of-text), right-padded."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(10, 21, (images * per_image,), generator=g)
+    ids = torch.randint(1, vocab, (len(lengths), int(lengths.max())), generator=g)
+    mask = (torch.arange(ids.shape[1]) < lengths[:, None]).long()
+    owner = torch.arange(images).repeat_interleave(per_image)
+    return ids, mask, owner
+
+
+def training_timings(model, profile, images: int, captions: int, repeats: int, device) -> list[Timing]:
+    dtype = autocast_dtype(device)
+    size = profile.image_size
+    pixels = torch.randn(images, 3, size, size, generator=torch.Generator().manual_seed(1)).to(device)
+    ids, mask, owner = caption_batch(images, captions, model.config.vocab_size)
+    ids, mask, owner = ids.to(device), mask.to(device), owner.to(device)
+    features = model.features(pixels)
+    model.train()
+
+    def original():  # the tower per caption, fp32, as the recipe's data loader does
+        model(ids, mask, pixel_values=pixels[owner]).loss.backward()
+        model.zero_grad(set_to_none=True)
+
+    def cached():
+        with autocast(device, dtype):
+            loss = model(ids, mask, features=features[owner]).loss
+        loss.backward()
+        model.zero_grad(set_to_none=True)
+
+    def shared():
+        with autocast(device, dtype):
+            loss = shared_prefix_forward(model, ids, mask, owner, features=features).loss
+        loss.backward()
+        model.zero_grad(set_to_none=True)
+
+    return [measure("(a) original: tower per caption, fp32", original, repeats, device=device),
+            measure("(b) cached features", cached, repeats, device=device),
+            measure("(c) cached + shared prefix", shared, repeats, device=device)]
+
+
+def generation_timings(model, images: int, new_tokens: int, repeats: int, device) -> list[Timing]:
+    dtype = autocast_dtype(device)
+    model.eval()
+    size = model.vision.config.image_size
+    pixels = torch.randn(images, 3, size, size, generator=torch.Generator().manual_seed(2)).to(device)
+    with torch.no_grad():
+        prefix = model.prefix_for(pixels)
+    produced = {}
+
+    def variant(batched: bool, cache: bool, tokens: int):
+        def run():
+            with autocast(device, dtype):
+                rows = ([greedy_with_cache(model, prefix, tokens, use_cache=cache)] if batched else
+                        [greedy_with_cache(model, prefix[i:i + 1], tokens, use_cache=cache) for i in range(images)])
+            produced[(batched, cache)] = sum(len(r) for part in rows for r in part)
+        return run
+
+    out = []
+    for batched, cache, name in ((False, False, "one by one, no KV cache"), (False, True, "one by one, KV cache"),
+                                 (True, False, "batched, no KV cache"), (True, True, "batched, KV cache")):
+        out.append(measure(name, variant(batched, cache, new_tokens), repeats, warmup=variant(batched, cache, 2),
+                           device=device))
+        out[-1].tokens = produced[(batched, cache)]
+    return out
+
+
+def memory_estimate(model, profile, device, captions: int = 5, batch_sizes=(8, 16, 32, 64)) -> dict:
+    """Peak GPU memory of a training step from cached features, estimated for 16-bit autocast.
+
+    Measured here, on whatever device: the bytes autograd saves for the backward pass of one image
+    with `captions` captions under 16-bit autocast (bf16 on CPU, the same 2 bytes per element as a
+    T4's fp16). Added: the frozen weights in fp32 (the vision tower too, as `train` moves the
+    whole model), their 16-bit copies that autocast makes, the bridge and its AdamW state, the
+    fp32 logits and their gradient, and 0.5 GB of CUDA context.
+    """
+    dtype = autocast_dtype(device) or torch.bfloat16
+    ids, mask, owner = caption_batch(1, captions, model.config.vocab_size, seed=3)
+    ids, mask, owner = ids.to(device), mask.to(device), owner.to(device)
+    features = torch.randn(1, profile.visual_tokens, profile.vision_width, device=device)
+    model.train()
+    per_caption = {}
+    for name, shared in (("(b) cached features", False), ("(c) cached + shared prefix", True)):
+        saved = SavedTensors()
+        with saved, torch.autocast(device.type, dtype=dtype):
+            out = (shared_prefix_forward(model, ids, mask, owner, features=features) if shared
+                   else model(ids, mask, features=features[owner]))
+        out.loss.backward()
+        model.zero_grad(set_to_none=True)
+        per_caption[name] = (saved.total / captions, out.logits[0].numel())
+        del out
+    weights = sum(p.numel() for p in model.parameters())
+    frozen_lm = sum(p.numel() for p in model.lm.parameters() if not p.requires_grad)
+    bridge = sum(p.numel() for p in model.trainable_parameters())
+    fixed = 4 * weights + 2 * frozen_lm + 16 * bridge + 0.5e9
+    table = {name: {b: fixed + b * (act + 8 * logits) for b in batch_sizes}
+             for name, (act, logits) in per_caption.items()}
+    return {"fixed_bytes": fixed, "per_caption": per_caption, "peak_bytes": table}
+
+
+def run_bench(profile: str = "seed", images: int = 1, captions: int = 5, gen_images: int = 4,
+              new_tokens: int = 30, repeats: int = 3, device: str | None = None, log=print) -> dict:
+    """Run both benchmarks, print their tables, return the figures."""
+    device = pick_device(device)
+    torch.manual_seed(0)
+    model, chosen = bench_models(profile)
+    model.to(device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    log(f"device: {name}; autocast: {autocast_dtype(device)}; torch {torch.__version__}; profile {chosen.name}"
+        f"{' (random weights)' if profile == 'seed' else ''}; {chosen.visual_tokens}-token prefix")
+    log(f"\ntraining step (forward + backward), {images} image(s) x {captions} captions, "
+        f"median of {repeats}, per image:")
+    train = training_timings(model, chosen, images, captions, repeats, device)
+    base = train[0]
+    log(f"  {'variant':<40}{'s / image':>10}{'speed-up':>10}{'GFLOP / image':>15}{'FLOP ratio':>12}")
+    for t in train:
+        log(f"  {t.name:<40}{t.median / images:>10.3f}{base.median / t.median:>9.2f}x"
+            f"{t.flops / images / 1e9:>15.1f}{base.flops / t.flops:>11.2f}x")
+    log(f"\ngeneration of {new_tokens} new tokens (greedy), {gen_images} images, median of {repeats}:")
+    gen = generation_timings(model, gen_images, new_tokens, repeats, device)
+    slow = gen[0]
+    log(f"  {'variant':<40}{'captions / s':>13}{'speed-up':>10}{'tokens':>8}")
+    for t in gen:
+        log(f"  {t.name:<40}{gen_images / t.median:>13.2f}{slow.median / t.median:>9.2f}x{t.tokens:>8}")
+    memory = memory_estimate(model, chosen, device)
+    log(f"\nestimated peak GPU memory of a training step, 16-bit autocast, cached features "
+        f"(activations measured here; fixed part {memory['fixed_bytes'] / 2**30:.2f} GiB):")
+    sizes = list(next(iter(memory["peak_bytes"].values())))
+    log(f"  {'batch size (captions)':<40}" + "".join(f"{b:>9}" for b in sizes))
+    for variant, row in memory["peak_bytes"].items():
+        log(f"  {variant:<40}" + "".join(f"{row[b] / 2**30:>8.1f}G" for b in sizes))
+    return {"device": name, "profile": chosen.name, "memory": memory,
+            "training": {t.name: {"seconds_per_image": t.median / images, "speedup": base.median / t.median,
+                                  "gflops_per_image": t.flops / images / 1e9, "flop_ratio": base.flops / t.flops}
+                         for t in train},
+            "generation": {t.name: {"captions_per_second": gen_images / t.median,
+                                    "speedup": slow.median / t.median, "tokens": t.tokens} for t in gen}}
