@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -187,16 +189,25 @@ def split_of_image(name: str, val: float = 0.1, test: float = 0.1) -> str:
     return "val" if bucket < val else ("test" if bucket < val + test else "train")
 
 
-def open_image(path: str | Path) -> Image.Image:
-    """An RGB image, upright (EXIF orientation applied); a clear error for anything else."""
-    path = Path(path)
+def open_image(source: str | Path | IO[bytes], name: str | None = None) -> Image.Image:
+    """An RGB image, upright (EXIF orientation applied), from a path or an open binary file.
+
+    Transparent images are laid on white. Anything that is not an image, is cut
+    short, or is larger than Pillow's decompression-bomb limit is refused with a
+    `DataError` naming the file (`name`, or the path) and the problem.
+    """
+    label = name or str(source)
     try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)
-            if image.mode in ("RGBA", "LA", "P"):
-                image = image.convert("RGBA")
-                background = Image.new("RGBA", image.size, (255, 255, 255, 255))
-                image = Image.alpha_composite(background, image)
-            return image.convert("RGB")
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
-        raise DataError(f"{path}: cannot read as an image ({err.__class__.__name__}: {err})") from err
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # refuse, do not just warn
+            with Image.open(source) as image:
+                image = ImageOps.exif_transpose(image)
+                if image.mode in ("RGBA", "LA", "P", "PA"):
+                    image = image.convert("RGBA")
+                    background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+                    image = Image.alpha_composite(background, image)
+                return image.convert("RGB")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise DataError(f"{label}: refused, too many pixels for a safe image ({err})") from err
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise DataError(f"{label}: cannot read as an image ({err.__class__.__name__}: {err})") from err

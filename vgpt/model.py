@@ -33,6 +33,16 @@ BRIDGE_CONFIG = "bridge.json"
 PROJECTOR_FILE = "projector.safetensors"
 
 
+def _portable(name: str | None) -> str | None:
+    """A model folder inside this repository as a path relative to it (a Hub id stays as it is),
+    so a saved bridge names its base models the same way on every machine."""
+    from .profiles import REPO_ROOT
+
+    if name and Path(name).is_absolute() and Path(name).is_relative_to(REPO_ROOT):
+        return Path(name).relative_to(REPO_ROOT).as_posix()
+    return name
+
+
 class BridgeMismatch(ValueError):
     """A saved bridge does not fit the base models it is being loaded into."""
 
@@ -139,7 +149,9 @@ class VisionGPT2(nn.Module):
     def parameter_report(self) -> dict[str, int]:
         trainable, total = count_parameters(self)
         lora = sum(p.numel() for n, p in self.lm.named_parameters() if p.requires_grad)
-        return {"trainable": trainable, "total": total, "projector": trainable - lora, "lora": lora}
+        vision = sum(p.numel() for p in self.vision.parameters())
+        return {"trainable": trainable, "total": total, "projector": trainable - lora, "lora": lora,
+                "vision": vision, "language_model": total - trainable - vision}
 
     # ------------------------------------------------------- save / load
 
@@ -153,7 +165,13 @@ class VisionGPT2(nn.Module):
                   work / PROJECTOR_FILE)
         # the adapter only: never a copy of the frozen embeddings, even with LoRA on lm_head
         self.lm.save_pretrained(work, safe_serialization=True, save_embedding_layers=False)
-        (work / BRIDGE_CONFIG).write_text(json.dumps(asdict(self.config), indent=2) + "\n")
+        (work / "README.md").unlink(missing_ok=True)  # peft's model-card template: nothing of ours in it
+        adapter = json.loads((work / "adapter_config.json").read_text())
+        adapter["base_model_name_or_path"] = _portable(adapter.get("base_model_name_or_path"))
+        (work / "adapter_config.json").write_text(json.dumps(adapter, indent=2) + "\n")
+        config = asdict(self.config)
+        config.update(vision_model=_portable(config["vision_model"]), language_model=_portable(config["language_model"]))
+        (work / BRIDGE_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
         return swap_into_place(work, folder)
 
     def load_bridge_weights(self, folder: str | Path) -> None:

@@ -58,6 +58,31 @@ def caption_grid(images, predictions: list[str], references: list[str] | None = 
     return fig
 
 
+def attention_maps(image, words: list[str], maps, title: str | None = None, columns: int = 6,
+                   close: bool = False):
+    """The image, then one panel per word with its attention over the patches laid on top."""
+    plt = _plt()
+    panels = len(words) + 1
+    rows = -(-panels // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(1.9 * columns, 2.35 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    size = image.size
+    axes.flat[0].imshow(image)
+    axes.flat[0].set_title("image", fontsize=8)
+    for ax, word, heat in zip(axes.flat[1:], words, maps):
+        ax.imshow(image)
+        heat = heat.detach().cpu().numpy() if hasattr(heat, "detach") else heat
+        ax.imshow(heat, cmap="inferno", alpha=0.6, extent=(0, size[0], size[1], 0), interpolation="nearest")
+        ax.set_title(repr(word.strip() or word), fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    if close:  # for showing in a widget: the figure is drawn once, not again by the notebook
+        plt.close(fig)
+    return fig
+
+
 def _wrap(text: str, width: int = 34) -> str:
     lines, line = [], ""
     for word in text.replace("\n", " \n ").split(" "):

@@ -1,0 +1,66 @@
+"""The notebooks as files: numbered, Colab-ready, committed executed and stripped, each with an exercise.
+
+(nbval runs them: `notebooks/` is a test path, see pyproject.toml.)
+"""
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+REPOSITORY = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
+STAGES = ["00_two_alien_models", "01_feature_extraction", "02_projector", "03_prefix_concatenation",
+          "04_joint_attention_mask", "05_lora_injection", "06_training", "07_generation", "08_evaluation_and_demo"]
+
+
+def load(path):
+    return json.loads(path.read_text())
+
+
+def source(cell):
+    return "".join(cell["source"])
+
+
+def test_one_notebook_per_stage_in_order():
+    assert [p.stem for p in NOTEBOOKS] == STAGES
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_opens_with_badge_and_colab_bootstrap(path):
+    cells = load(path)["cells"]
+    github = REPOSITORY.removeprefix("https://github.com/")
+    badge = f"https://colab.research.google.com/github/{github}/blob/main/notebooks/{path.name}"
+    assert cells[0]["cell_type"] == "markdown" and badge in source(cells[0])
+    boot = source(cells[1])
+    assert cells[1]["cell_type"] == "code" and 'if "google.colab" in sys.modules:' in boot
+    assert f"git clone --quiet --depth 1 {REPOSITORY}" in boot and "pip install" in boot
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_committed_executed_and_stripped(path):
+    nb = load(path)
+    assert set(nb["metadata"]) <= {"kernelspec", "language_info", "colab"}
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    for cell in nb["cells"]:
+        assert set(cell.get("metadata", {})) <= {"tags"}, "volatile cell metadata: run .ci/execute_notebooks.py"
+    for cell in code:
+        assert cell["execution_count"] is None, "execution counts left in: run .ci/execute_notebooks.py"
+        assert all(o.get("execution_count") is None for o in cell["outputs"])
+        assert not any(o["output_type"] == "error" for o in cell["outputs"]), source(cell)[:80]
+        if re.search(r"^\s*print\(|\bcheck_\w+\(|plt\.|viz\.", source(cell), re.M) and "google.colab" not in source(cell):
+            assert cell["outputs"], f"unexecuted cell (no output): {source(cell)[:80]!r}"
+    assert any(o.get("data", {}).get("image/png") for c in code for o in c["outputs"]), "no picture"
+    assert any("nbval-check-output" in c.get("metadata", {}).get("tags", []) for c in code), "no compared cell"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_ends_with_an_exercise_and_its_checker(path):
+    code = [source(c) for c in load(path)["cells"] if c["cell_type"] == "code"]
+    stub = next(i for i, s in enumerate(code) if "raise NotImplementedError" in s)
+    name = re.search(r"def (\w+)\(", code[stub]).group(1)
+    assert re.search(rf"from vgpt.checks import check_{name}\b", code[stub + 1])
+    assert (ROOT / "notebooks" / "solutions" / f"{path.stem}.py").read_text().count(f"def {name}(") == 1

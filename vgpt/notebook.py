@@ -1,0 +1,71 @@
+"""What the notebooks share that is not a stage: example images, where runs go, the trained bridge.
+
+On the `tiny` profile the examples are Shapes World scenes; on `seed` they are
+Flickr8k photos from `DATA` (the `VGPT_DATA` variable, else `/content/flickr8k`,
+where notebook 00's Colab cell unpacks it).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .profiles import REPO_ROOT, TINY_DIR
+
+RUNS = REPO_ROOT / "runs" / "notebooks"
+DATA = Path(os.environ.get("VGPT_DATA", "/content/flickr8k"))
+SHIPPED_BRIDGE = TINY_DIR / "bridge"  # made by `python -m vgpt demo`, for notebooks 07 and 08
+
+
+def where(path) -> str:
+    """A path as a reader should see it: relative to the repository when inside it."""
+    path = Path(path)
+    return str(path.relative_to(REPO_ROOT)) if path.is_absolute() and path.is_relative_to(REPO_ROOT) else str(path)
+
+
+def sample_photo():
+    """A real photograph that ships with matplotlib (public domain): Grace Hopper."""
+    from matplotlib import cbook
+    from PIL import Image
+
+    with cbook.get_sample_data("grace_hopper.jpg") as f:
+        return Image.open(f).convert("RGB")
+
+
+def eval_set(profile, split: str = "test", n: int = 300, seed: int = 0) -> tuple[list, list[list[str]], list | None]:
+    """n images of a split, all reference captions of each, and the Shapes World scenes (None on Flickr8k)."""
+    if profile.data == "shapes":
+        from . import shapes
+
+        scenes = shapes.generate(split, n, seed=seed)
+        return [s.render(profile.image_size) for s in scenes], [[s.caption] for s in scenes], scenes
+    from .data import load_captions, open_image
+
+    if not DATA.is_dir():
+        raise FileNotFoundError(f"no Flickr8k at {DATA}: run notebook 00's download cell, or set VGPT_DATA")
+    records = load_captions(DATA).split(split)[:n]
+    return [open_image(r.image) for r in records], [r.captions for r in records], None
+
+
+def examples(profile, n: int = 8, split: str = "test", seed: int = 0) -> tuple[list, list[str]]:
+    """n example images and a caption for each: Shapes World scenes (tiny) or Flickr8k photos (seed)."""
+    images, references, _ = eval_set(profile, split, n, seed)
+    return images, [r[0] for r in references]
+
+
+def load_trained(parts, mine: bool | None = None):
+    """A trained captioner: the bridge notebook 06 wrote (`mine=True`, the default off `tiny`), or on
+    `tiny` the shipped one, trained by the full `python -m vgpt demo` run (the default there)."""
+    from .model import VisionGPT2
+
+    own = RUNS / "06" / "bridge"
+    if mine is None:
+        mine = parts.profile.name != "tiny"
+    if mine and (own / "bridge.json").is_file():
+        folder = own
+    elif not mine and parts.profile.name == "tiny":
+        folder = SHIPPED_BRIDGE
+    else:
+        raise FileNotFoundError(f"no trained bridge for {parts.profile.name!r} at {own}: run notebook 06 first")
+    print(f"bridge: {where(folder)}")
+    return VisionGPT2.load_bridge(folder, parts).eval()

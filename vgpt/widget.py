@@ -1,0 +1,125 @@
+"""Notebook 08's interactive demo: pick or upload an image, choose how to decode, and see the
+caption with, for each word, where in the image GPT-2 was looking when it chose that word.
+
+The attention map of a word is the attention its choosing position (the one
+whose output predicted it) pays to each image patch, averaged over layers and
+heads, as a share of all its attention to patches.
+"""
+
+from __future__ import annotations
+
+import io
+from contextlib import contextmanager
+
+import torch
+
+from .data import DataError, open_image
+from .generate import decode, generate_ids, visual_prefix_for
+from .prefix import concat_prefix
+
+MAX_UPLOAD_BYTES = 20 * 2**20
+
+
+def read_upload(content: bytes, name: str, max_bytes: int = MAX_UPLOAD_BYTES):
+    """An uploaded file's bytes -> an RGB image, or a `DataError` that says what is wrong with it."""
+    if len(content) > max_bytes:
+        raise DataError(f"{name}: {len(content) / 2**20:.1f} MB is too large for this demo "
+                        f"(at most {max_bytes / 2**20:.0f} MB)")
+    if not content:
+        raise DataError(f"{name}: the file is empty")
+    return open_image(io.BytesIO(content), name=name)
+
+
+@contextmanager
+def eager_attention(lm):
+    """GPT-2's fast attention kernel does not return its weights; switch to the plain one for a while."""
+    base = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
+    before = base.config._attn_implementation
+    base.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        base.set_attn_implementation(before)
+
+
+@torch.no_grad()
+def caption_with_attention(model, pixel_values: torch.Tensor, **options):
+    """One image (1, 3, H, W) -> (caption, its tokens as text, attention maps (T, grid, grid))."""
+    prefix = visual_prefix_for(model, pixel_values=pixel_values)  # (1, N, Dt)
+    row = generate_ids(model, prefix, **options)[0]  # new token ids, end-of-text included
+    ids = torch.tensor([row], device=prefix.device)
+    with eager_attention(model.lm):
+        out = model.lm(inputs_embeds=concat_prefix(prefix, model.token_embeddings(ids)), output_attentions=True)
+    attention = torch.stack(out.attentions).mean(dim=(0, 2))[0].float().cpu()  # (L, L): layers and heads averaged
+    n, first = prefix.shape[1], int(model.config.keep_cls)  # patches start after CLS
+    grid = int(round((n - first) ** 0.5))
+    choosing = [n - 1 + j for j in range(len(row))]  # position whose output chose token j
+    maps = attention[choosing, first:n]  # (T, P)
+    maps = maps / maps.sum(-1, keepdim=True)
+    words = [model.tokenizer.decode([t]) for t in row]
+    return decode(model, [row])[0], words, maps.view(len(row), grid, grid)
+
+
+class CaptionDemo:
+    """The widget. `examples` maps names to PIL images; `display(demo.widget)` shows it."""
+
+    def __init__(self, model, image_processor, examples: dict):
+        import ipywidgets as w
+
+        from .features import processor_pixels
+
+        self.model, self.to_pixels, self.examples = model, processor_pixels(image_processor), examples
+        self.uploaded = None
+        self.choice = w.Dropdown(options=list(examples), description="example")
+        self.upload = w.FileUpload(accept="image/*", multiple=False, description="or upload")
+        self.mode = w.ToggleButtons(options=["greedy", "beam search", "sampling"], description="decoding")
+        self.beams = w.IntSlider(value=3, min=2, max=8, description="beams")
+        self.temperature = w.FloatSlider(value=1.0, min=0.1, max=3.0, step=0.1, description="temperature")
+        self.button = w.Button(description="Caption", button_style="primary")
+        self.message = w.HTML()
+        self.output = w.Output()
+        self.upload.observe(self._on_upload, names="value")
+        self.choice.observe(lambda _: self._use_example(), names="value")
+        self.button.on_click(lambda _: self.run())
+        self.widget = w.VBox([w.HBox([self.choice, self.upload]), self.mode, w.HBox([self.beams, self.temperature]),
+                              self.button, self.message, self.output])
+
+    def _use_example(self) -> None:
+        self.uploaded = None
+        self.message.value = ""
+
+    def _on_upload(self, change) -> None:
+        for item in change["new"] or ():
+            self.handle_upload(bytes(item["content"]), item["name"])
+
+    def handle_upload(self, content: bytes, name: str) -> bool:
+        """Take an uploaded file: True if it is an image; otherwise say why in the widget and keep going."""
+        try:
+            self.uploaded = read_upload(content, name)
+        except DataError as err:
+            self.uploaded = None
+            self.message.value = f"<span style='color:firebrick'>{err}. Showing the example instead.</span>"
+            return False
+        self.message.value = f"uploaded {name} ({self.uploaded.width} x {self.uploaded.height})"
+        return True
+
+    def decoding(self) -> dict:
+        if self.mode.value == "beam search":
+            return {"num_beams": self.beams.value}
+        if self.mode.value == "sampling":
+            return {"do_sample": True, "temperature": self.temperature.value}
+        return {}
+
+    def run(self) -> str:
+        """Caption the current image and draw its attention maps in the widget; returns the caption."""
+        from IPython.display import display
+
+        from . import viz
+
+        image = self.uploaded if self.uploaded is not None else self.examples[self.choice.value]
+        device = next(self.model.projector.parameters()).device
+        text, words, maps = caption_with_attention(self.model, self.to_pixels([image]).to(device), **self.decoding())
+        with self.output:
+            self.output.clear_output(wait=True)
+            display(viz.attention_maps(image, words, maps, title=text, close=True))
+        return text
