@@ -297,3 +297,22 @@ def test_pickle_offered_as_weights_is_refused(model, tmp_path):
     (folder / "projector.safetensors").write_bytes(pickle.dumps({"weight": [1.0, 2.0]}))
     with pytest.raises(BridgeMismatch, match="cannot read weights"):
         VisionGPT2.load_bridge(folder, fresh_parts())
+
+
+def test_tower_fingerprint_does_not_depend_on_where_the_model_lies(tmp_path):
+    """A bridge or a cache made in one clone must be recognised in another one."""
+    import shutil
+
+    from transformers import CLIPVisionModel
+
+    from vgpt.features import tower_fingerprint
+
+    here = profiles.TINY.vision_model
+    copy_ = shutil.copytree(here, tmp_path / "elsewhere" / "clip-vision")
+    moved = CLIPVisionModel.from_pretrained(copy_, use_safetensors=True)
+    original = CLIPVisionModel.from_pretrained(here, use_safetensors=True)
+    assert moved.config._name_or_path != original.config._name_or_path
+    assert tower_fingerprint(moved) == tower_fingerprint(original)
+    with torch.no_grad():
+        moved.post_layernorm.weight.mul_(1.01)  # other weights: another fingerprint
+    assert tower_fingerprint(moved) != tower_fingerprint(original)

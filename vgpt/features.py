@@ -59,9 +59,15 @@ def processor_pixels(processor) -> Callable[[list], torch.Tensor]:
     return lambda images: processor(images=images, return_tensors="pt")["pixel_values"]
 
 
+ARCHITECTURE_KEYS = ("model_type", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                     "num_channels", "image_size", "patch_size", "hidden_act", "layer_norm_eps")
+
+
 def tower_fingerprint(vision) -> str:
-    """Identifies a tower by its config and a hash of its weights' bytes."""
-    h = hashlib.sha256(vision.config.to_json_string(use_diff=False).encode())
+    """Identifies a tower by its architecture and a hash of some of its weights' bytes: the same
+    wherever the model folder lies and whichever transformers version wrote its config."""
+    config = vision.config.to_dict()
+    h = hashlib.sha256(json.dumps({k: config.get(k) for k in ARCHITECTURE_KEYS}, sort_keys=True).encode())
     for name, tensor in sorted(vision.state_dict().items()):
         if name.endswith(("patch_embedding.weight", "post_layernorm.weight", "post_layernorm.bias")):
             h.update(tensor.detach().cpu().float().numpy().tobytes())
