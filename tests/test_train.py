@@ -124,3 +124,14 @@ def test_full_size_seed_model_takes_one_training_step_on_cpu(seed_random):
     assert any(n.startswith("projector") for n in moved)
     # LoRA B starts at zero, so one step moves B (A's gradient is zero at B = 0)
     assert sum("lora_B" in n for n in moved) == 12 and not any("lora_A" in n for n in moved)
+
+
+@pytest.mark.slow
+def test_compiled_training_takes_the_same_steps(data):
+    """`compile=True` (torch.compile of GPT-2's body) changes the speed, not the losses."""
+    small = CaptionData(data[0].pairs[:64], data[0].features)
+    losses = []
+    for compiled in (False, True):
+        config = TrainConfig(**{**CONFIG.__dict__, "epochs": 1, "compile": compiled})
+        losses.append(train(fresh_model(), small, config, progress=False)["step_loss"])
+    assert losses[1] == pytest.approx(losses[0], rel=1e-4)

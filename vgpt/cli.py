@@ -80,6 +80,8 @@ def _train(args) -> int:
                if v is not None}
     if args.lr is not None:
         changes.update(lr_projector=args.lr, lr_lora=args.lr)
+    if args.compile:
+        changes["compile"] = True
     train_folder(args.profile, _need(args.data, "data folder"), args.out, args.cache, resume=args.resume, **changes)
     return 0
 
@@ -168,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=None, help="learning rate for projector and LoRA (default: the profile's)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    p.add_argument("--compile", action="store_true", help="torch.compile GPT-2 (worth it for long GPU runs)")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("extract", help="cache the vision features of a caption folder",
