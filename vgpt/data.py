@@ -85,6 +85,8 @@ class _Collector:
             self.skipped.append(f"{where}: empty caption")
         elif not path.is_file():
             self.skipped.append(f"{where}: image {name!r} not found in {self.images}")
+        elif caption in self.records.get(name, CaptionRecord(path)).captions:
+            self.skipped.append(f"{where}: duplicate of an earlier caption of {name!r}")
         else:
             record = self.records.setdefault(name, CaptionRecord(path, split=split))
             record.captions.append(caption)

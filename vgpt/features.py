@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -54,9 +53,30 @@ def extract_features(vision, pixel_values: torch.Tensor, spec: FeatureSpec = Fea
     return hidden
 
 
+MAX_ASPECT = 2.0  # longer side / shorter side kept before the processor's resize and centre crop
+
+
+def trim_aspect(image, max_aspect: float = MAX_ASPECT):
+    """Cut a very long image down to its middle, at most `max_aspect` times as long as it is wide.
+
+    The processor resizes the *shorter* side to the tower's size, then keeps only
+    the centre square, so this changes nothing it would keep; but a 10,000 x 2
+    strip would otherwise be resized to 320,000 x 64 pixels first.
+    """
+    w, h = image.size
+    if max(w, h) <= max_aspect * min(w, h):
+        return image
+    keep = max(1, int(max_aspect * min(w, h)))
+    if w > h:
+        left = (w - keep) // 2
+        return image.crop((left, 0, left + keep, h))
+    top = (h - keep) // 2
+    return image.crop((0, top, w, top + keep))
+
+
 def processor_pixels(processor) -> Callable[[list], torch.Tensor]:
     """A function from a list of images to the image processor's (B, 3, H, W) pixel values."""
-    return lambda images: processor(images=images, return_tensors="pt")["pixel_values"]
+    return lambda images: processor(images=[trim_aspect(i) for i in images], return_tensors="pt")["pixel_values"]
 
 
 ARCHITECTURE_KEYS = ("model_type", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
@@ -95,6 +115,11 @@ class FeatureCache:
         if self.array.shape[0] != len(self.ids):
             raise CacheError(f"{self.folder}: {self.array.shape[0]} feature rows for {len(self.ids)} ids")
 
+    @property
+    def unreadable(self) -> dict[str, str]:
+        """Image id -> why it could not be read (its row holds a black image's features)."""
+        return self.meta.get("unreadable", {})
+
     def __len__(self) -> int:
         return len(self.ids)
 
@@ -112,6 +137,40 @@ def cache_key(vision, spec: FeatureSpec, image_size: int) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
+def _open_all(chunk, image_size: int, unreadable: dict[str, str]) -> list:
+    """Open each image; one that cannot be read is noted with the reason and stands in as black."""
+    from PIL import Image
+
+    from .data import DataError
+
+    opened = []
+    for image_id, open_image in chunk:
+        try:
+            opened.append(open_image())
+        except DataError as err:
+            unreadable[image_id] = str(err)
+            opened.append(Image.new("RGB", (image_size, image_size)))
+    return opened
+
+
+def _write_cache(vision, images, to_pixels, work: Path, spec: FeatureSpec, batch_size: int, device,
+                 image_size: int) -> dict[str, str]:
+    vision = vision.to(device)
+    array, unreadable = None, {}
+    for start in tqdm(range(0, len(images), batch_size), desc="features", unit="batch"):
+        chunk = images[start:start + batch_size]
+        pixels = to_pixels(_open_all(chunk, image_size, unreadable)).to(device)
+        feats = extract_features(vision, pixels, spec).to("cpu", torch.float16).numpy()
+        if array is None:
+            array = np.lib.format.open_memmap(work / "features.npy", mode="w+", dtype=np.float16,
+                                              shape=(len(images), *feats.shape[1:]))
+        array[start:start + len(chunk)] = feats
+    if array is None:
+        raise CacheError("no images given to cache")
+    array.flush()
+    return unreadable
+
+
 def build_cache(
     vision,
     images: Sequence[tuple[str, Callable[[], object]]],
@@ -124,7 +183,9 @@ def build_cache(
 ) -> FeatureCache:
     """Features for `images` (pairs of id and a function that opens the image),
     cached under `root/<key>/`. Reused when the key (tower weights, layer
-    choice, image size) and the ids match; otherwise rebuilt.
+    choice, image size) and the ids match; otherwise rebuilt. An image that
+    cannot be read gets a row of features of a black image and is listed, with
+    the reason, in `cache.unreadable`, for the caller to leave out.
     """
     key = cache_key(vision, spec, image_size)
     folder = Path(root) / key
@@ -135,30 +196,22 @@ def build_cache(
             return cache
     except (CacheError, OSError, ValueError):
         pass  # missing, half-written or for other images: rebuild
-    Path(root).mkdir(parents=True, exist_ok=True)
-    if not os.access(root, os.W_OK):
-        raise CacheError(f"{root}: feature cache folder is not writable; pass another cache folder")
-    work = Path(root) / f".{key}.partial"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir()
-    vision = vision.to(device)
-    array = None
-    for start in tqdm(range(0, len(images), batch_size), desc="features", unit="batch"):
-        chunk = images[start:start + batch_size]
-        pixels = to_pixels([open_image() for _, open_image in chunk]).to(device)
-        feats = extract_features(vision, pixels, spec).to("cpu", torch.float16).numpy()
-        if array is None:
-            array = np.lib.format.open_memmap(work / "features.npy", mode="w+", dtype=np.float16,
-                                              shape=(len(images), *feats.shape[1:]))
-        array[start:start + len(chunk)] = feats
-    if array is None:
-        raise CacheError("no images given to cache")
-    array.flush()
-    del array
-    (work / "ids.json").write_text(json.dumps(ids))
-    meta = {"key": key, "tower": tower_fingerprint(vision), "spec": asdict(spec), "image_size": image_size,
-            "count": len(ids)}
-    (work / "meta.json").write_text(json.dumps(meta, indent=2))
-    shutil.rmtree(folder, ignore_errors=True)
-    work.rename(folder)
+    work = Path(root) / f".{key}.partial"  # written here, renamed into place when complete
+    try:
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+    except OSError as err:
+        raise CacheError(f"{root}: cannot write the feature cache here ({err.__class__.__name__}: {err}); "
+                         f"pass another cache folder (--cache)") from err
+    try:
+        unreadable = _write_cache(vision, images, to_pixels, work, spec, batch_size, device, image_size)
+        meta = {"key": key, "tower": tower_fingerprint(vision), "spec": asdict(spec), "image_size": image_size,
+                "count": len(ids), "unreadable": unreadable}
+        (work / "ids.json").write_text(json.dumps(ids))
+        (work / "meta.json").write_text(json.dumps(meta, indent=2))  # last: no meta, no cache
+        shutil.rmtree(folder, ignore_errors=True)
+        work.rename(folder)
+    except OSError as err:  # a full disk, a folder made read-only meanwhile: say so, leave no half cache
+        shutil.rmtree(work, ignore_errors=True)
+        raise CacheError(f"{root}: writing the feature cache failed ({err.__class__.__name__}: {err})") from err
     return FeatureCache(folder)

@@ -30,6 +30,11 @@ def folder_features(parts, data: str | Path, cache_root: str | Path, log=print):
     cache = features.build_cache(parts.vision, items, features.processor_pixels(parts.image_processor),
                                  Path(cache_root) / Path(data).resolve().name,
                                  features.FeatureSpec.from_profile(parts.profile), parts.profile.image_size)
+    if cache.unreadable:
+        found.records = [r for r in found.records if r.image_id not in cache.unreadable]
+        found.skipped += [f"{reason} (left out)" for reason in cache.unreadable.values()]
+        log(f"left out {len(cache.unreadable)} images that cannot be read; first: "
+            f"{next(iter(cache.unreadable.values()))}")
     return found, cache
 
 
