@@ -33,13 +33,14 @@ def strip(nb) -> None:
         cell.pop("id", None)
         if cell.cell_type == "code":
             cell.execution_count = None
+            # a widget (a progress bar, the demo) lives only in a running kernel; stored, it is
+            # a stale text fallback such as "0%|          | 0/101", so it goes
+            cell.outputs = [o for o in cell.outputs
+                            if "application/vnd.jupyter.widget-view+json" not in o.get("data", {})]
             for out in cell.outputs:
                 if "execution_count" in out:
                     out["execution_count"] = None
                 out.get("metadata", {}).clear()
-                # a widget's live view cannot be stored; keep its text fallback
-                data = out.get("data", {})
-                data.pop("application/vnd.jupyter.widget-view+json", None)
     nb.nbformat, nb.nbformat_minor = 4, 4
 
 
