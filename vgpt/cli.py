@@ -82,6 +82,8 @@ def _train(args) -> int:
         changes.update(lr_projector=args.lr, lr_lora=args.lr)
     if args.compile:
         changes["compile"] = True
+    if args.no_shared_prefix:
+        changes["shared_prefix"] = False
     train_folder(args.profile, _need(args.data, "data folder"), args.out, args.cache, resume=args.resume, **changes)
     return 0
 
@@ -171,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
     p.add_argument("--compile", action="store_true", help="torch.compile GPT-2 (worth it for long GPU runs)")
+    p.add_argument("--no-shared-prefix", action="store_true",
+                   help="run GPT-2 over the image prefix once per caption (slower; same losses)")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("extract", help="cache the vision features of a caption folder",
