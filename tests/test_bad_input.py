@@ -260,6 +260,9 @@ def test_missing_arguments_exit_2_with_usage(command):
     (["evaluate", "--run", ".", "--data", ".", "--split", "dev"], "invalid choice: 'dev'"),
     (["bench", "--profile", "huge"], "invalid choice: 'huge'"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
+    (["demo", "--epochs", "x"], "invalid int value: 'x'"),
+    (["build-tiny", "--seed", "1.5"], "invalid int value: '1.5'"),
+    (["caption", "--run", ".", "--beams", "many", "x.png"], "invalid int value: 'many'"),
     (["profile", "tyni"], "unknown profile 'tyni'"),
 ])
 def test_wrong_arguments_exit_2_in_one_line(args, message):
