@@ -60,3 +60,30 @@ def test_caption_with_a_folder_that_is_not_a_run(tmp_path):
     shapes.generate("test", 1)[0].render().save(image)
     result = vgpt("caption", image, "--run", tmp_path)
     assert result.returncode == 2 and "no trained bridge here" in result.stderr
+
+
+def test_train_and_evaluate_on_the_original_layout_with_grouped_captions(tmp_path):
+    """Flickr8k's original layout, two captions per image: training shares the prefix, evaluation uses all refs."""
+    scenes = shapes.generate("train", 120, seed=4)
+    images = tmp_path / "flickr" / "Flicker8k_Dataset"
+    images.mkdir(parents=True)
+    lines = []
+    for i, scene in enumerate(scenes):
+        scene.render().save(images / f"{i}.png")
+        lines += [f"{i}.png#0\t{scene.caption}", f"{i}.png#1\tthere is {scene.caption}"]
+    (tmp_path / "flickr" / "Flickr8k.token.txt").write_text("\n".join(lines) + "\n")
+    for split, part in (("train", scenes[:90]), ("dev", scenes[90:105]), ("test", scenes[105:])):
+        first = {"train": 0, "dev": 90, "test": 105}[split]
+        (tmp_path / "flickr" / f"Flickr_8k.{split}Images.txt").write_text(
+            "".join(f"{first + k}.png\n" for k in range(len(part))))
+    run = tmp_path / "run"
+    trained = vgpt("train", "--profile", "tiny", "--data", tmp_path / "flickr", "--out", run, "--cache",
+                   tmp_path / "cache", "--epochs", 1, "--batch-size", 16)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    assert "original layout, 120 images; split by the split lists" in trained.stdout
+    assert "training on 90 images (180 captions), validating on 15; one prefix pass per image" in trained.stdout
+    summary = json.loads((run / "metrics.json").read_text())
+    assert summary["train_config"]["shared_prefix"] is None and len(summary["history"]) == 1
+    evaluated = vgpt("evaluate", "--run", run, "--data", tmp_path / "flickr", "--cache", tmp_path / "cache")
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    assert "15 images of" in evaluated.stdout and "(test)" in evaluated.stdout

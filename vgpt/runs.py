@@ -17,7 +17,7 @@ from . import features, generate, metrics, viz
 from .data import DataError, load_captions, open_image
 from .model import BRIDGE_CONFIG, VisionGPT2
 from .profiles import PROFILES, load_profile
-from .train import CaptionData, TrainConfig, train
+from .train import CaptionData, TrainConfig, train, uses_shared_prefix
 
 
 def folder_features(parts, data: str | Path, cache_root: str | Path, log=print):
@@ -52,8 +52,9 @@ def train_folder(profile: str, data: str | Path, out: str | Path, cache_root: st
     if not resume:
         model.calibrate_projector(cache.get([r.image_id for r in train_recs[:256]]).float())
     config = TrainConfig.from_profile(parts.profile, **changes)
+    shared = uses_shared_prefix(CaptionData(pairs(train_recs), source), config)
     log(f"training on {len(train_recs)} images ({len(pairs(train_recs))} captions), "
-        f"validating on {len(val_recs)}")
+        f"validating on {len(val_recs)}; {'one prefix pass per image' if shared else 'one caption per sequence'}")
     def val_metrics(epoch, record):  # caption metrics each epoch, on up to 200 val images
         if val_recs:
             scores = score_records(model, val_recs[:200], cache, num_beams=parts.profile.eval_beams)
