@@ -12,9 +12,14 @@ from pathlib import Path
 
 from .profiles import REPO_ROOT, TINY_DIR
 
-RUNS = REPO_ROOT / "runs" / "notebooks"
+RUNS = REPO_ROOT / "runs" / "notebooks"  # one folder per profile below it: see `run_folder`
 DATA = Path(os.environ.get("VGPT_DATA", "/content/flickr8k"))
 SHIPPED_BRIDGE = TINY_DIR / "bridge"  # made by `python -m vgpt demo`, for notebooks 07 and 08
+
+
+def run_folder(profile) -> Path:
+    """Where the notebooks write for this profile: a bridge trained on one never meets the other's models."""
+    return RUNS / profile.name
 
 
 def where(path) -> str:
@@ -58,7 +63,7 @@ def load_trained(parts, mine: bool | None = None):
     `tiny` the shipped one, trained by the full `python -m vgpt demo` run (the default there)."""
     from .model import VisionGPT2
 
-    own = RUNS / "06" / "bridge"
+    own = run_folder(parts.profile) / "06" / "bridge"
     if mine is None:
         mine = parts.profile.name != "tiny"
     if mine and (own / "bridge.json").is_file():
