@@ -7,7 +7,7 @@ Modules, in the order the data flows (later ones import earlier ones, never the 
     schedule   warmup + cosine learning rate
     files      folders written whole or not at all
     shapes     Shapes World, the generated world of the `tiny` profile
-    data       caption folders on disk and safe image opening
+    data       caption data sets (three Flickr8k layouts) and safe image opening
     features   stage 01: frozen vision tower -> feature sequence, cached on disk
     projector  stage 02: features -> GPT-2's embedding space
     prefix     stage 03: visual prefix + caption tokens, labels by position
@@ -15,12 +15,17 @@ Modules, in the order the data flows (later ones import earlier ones, never the 
     tiny       builds and checks the `tiny` profile's pretrained models
     lora       stage 05: LoRA adapters on GPT-2's attention
     model      VisionGPT2, the stages composed; save / load of the bridge
+    shared_prefix  one prefix pass per image for all of its captions (training speed)
     train      stage 06: the training loop, checkpoints and resume
     generate   stage 07: greedy (by hand, with KV cache), beam and sampled captions
     metrics    BLEU, ROUGE-L, CIDEr-D (COCO's way); Shapes World exact match and attributes
     viz        the plots (the only module that imports matplotlib)
     runs       train / caption / evaluate / extract on a caption folder
     demo       the main job: train and evaluate on Shapes World, write a run folder
+    bench      `python -m vgpt bench`: speed of each lever, FLOPs, a GPU memory estimate
+    checks     the checkers of the notebooks' exercises
+    notebook   what the notebooks share: example images, run folders, the trained bridge
+    widget     notebook 08's interactive demo: captions with attention maps, safe uploads
     cli        `python -m vgpt ...`
 """
 
