@@ -179,17 +179,25 @@ def test_cache_for_another_tower_is_not_reused(parts, tmp_path):
     assert second.folder != first.folder and not torch.equal(second.get(["s0"]), first.get(["s0"]))
 
 
-def test_unwritable_cache_folder_is_a_clear_error(parts, tmp_path):
+def test_unwritable_cache_folder_is_a_clear_error(parts, tmp_path, monkeypatch):
     blocker = tmp_path / "a-file"
     blocker.write_text("in the way")
     with pytest.raises(CacheError, match="a-file.*cannot write the feature cache here.*pass another cache folder"):
         build_cache(parts.vision, _items(), processor_pixels(parts.image_processor), blocker / "cache", image_size=64)
-    if os.geteuid() != 0:  # root may write anywhere; elsewhere a read-only folder must give the same message
-        readonly = tmp_path / "ro"
-        readonly.mkdir()
-        readonly.chmod(0o500)
-        with pytest.raises(CacheError, match="cannot write the feature cache here"):
-            build_cache(parts.vision, _items(), processor_pixels(parts.image_processor), readonly, image_size=64)
+    readonly = tmp_path / "ro"
+    readonly.mkdir()
+    readonly.chmod(0o500)
+    if os.geteuid() == 0:  # root writes through permissions: make the folder refuse the way it would for a user
+        real_mkdir = Path.mkdir
+
+        def refuse(self, *args, **kwargs):
+            if readonly in self.parents:
+                raise PermissionError(13, "Permission denied", str(self))
+            return real_mkdir(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "mkdir", refuse)
+    with pytest.raises(CacheError, match="ro: cannot write the feature cache here.*Permission"):
+        build_cache(parts.vision, _items(), processor_pixels(parts.image_processor), readonly, image_size=64)
 
 
 def test_cli_reports_an_unwritable_cache_in_one_line(tmp_path):
