@@ -26,7 +26,7 @@ from torch.utils import flop_counter
 from .device import autocast, autocast_dtype, pick_device
 from .generate import greedy_with_cache
 from .model import BridgeConfig, VisionGPT2
-from .shared_prefix import group_by_image, shared_prefix_forward
+from .shared_prefix import caption_forward
 
 
 @dataclass
@@ -132,21 +132,17 @@ def training_timings(model, profile, images: int, captions: int, repeats: int, d
         model(ids, mask, pixel_values=pixels[owner]).loss.backward()
         model.zero_grad(set_to_none=True)
 
-    def cached():
-        with autocast(device, dtype):
-            loss = model(ids, mask, features=features[owner]).loss
-        loss.backward()
-        model.zero_grad(set_to_none=True)
-
-    def shared():
-        with autocast(device, dtype):
-            loss = shared_prefix_forward(model, ids, mask, owner, features=features).loss
-        loss.backward()
-        model.zero_grad(set_to_none=True)
+    def cached_step(shared: bool):
+        def run():
+            with autocast(device, dtype):
+                loss = caption_forward(model, ids, mask, owner, features, shared).loss
+            loss.backward()
+            model.zero_grad(set_to_none=True)
+        return run
 
     return [measure("(a) original: tower per caption, fp32", original, repeats, device=device),
-            measure("(b) cached features", cached, repeats, device=device),
-            measure("(c) cached + shared prefix", shared, repeats, device=device)]
+            measure("(b) cached features", cached_step(False), repeats, device=device),
+            measure("(c) cached + shared prefix", cached_step(True), repeats, device=device)]
 
 
 def generation_timings(model, images: int, new_tokens: int, repeats: int, device) -> list[Timing]:
@@ -193,8 +189,7 @@ def memory_estimate(model, profile, device, captions: int = 5, batch_sizes=(8, 1
     for name, shared in (("(b) cached features", False), ("(c) cached + shared prefix", True)):
         saved = SavedTensors()
         with saved, torch.autocast(device.type, dtype=dtype):
-            out = (shared_prefix_forward(model, ids, mask, owner, features=features) if shared
-                   else model(ids, mask, features=features[owner]))
+            out = caption_forward(model, ids, mask, owner, features, shared)
         out.loss.backward()
         model.zero_grad(set_to_none=True)
         per_caption[name] = (saved.total / captions, out.logits[0].numel())

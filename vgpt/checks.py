@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .masks import position_ids_from_mask
+from .metrics import ngrams
 from .prefix import caption_labels
 from .schedule import warmup_cosine
 
@@ -239,12 +240,12 @@ def check_top_k_filter(fn) -> bool:
 # ------------------------------------------------------------------ 08
 
 def _clipped(candidate: list[str], references: list[list[str]], n: int) -> float:
-    grams = Counter(tuple(candidate[i:i + n]) for i in range(len(candidate) - n + 1))
+    grams = ngrams(candidate, n)
     if not grams:
         return 0.0
     best: Counter = Counter()
     for ref in references:
-        best |= Counter(tuple(ref[i:i + n]) for i in range(len(ref) - n + 1))
+        best |= ngrams(ref, n)
     return sum(min(c, best[g]) for g, c in grams.items()) / sum(grams.values())
 
 

@@ -85,7 +85,7 @@ class _Collector:
             self.skipped.append(f"{where}: empty caption")
         elif not path.is_file():
             self.skipped.append(f"{where}: image {name!r} not found in {self.images}")
-        elif caption in self.records.get(name, CaptionRecord(path)).captions:
+        elif name in self.records and caption in self.records[name].captions:
             self.skipped.append(f"{where}: duplicate of an earlier caption of {name!r}")
         else:
             record = self.records.setdefault(name, CaptionRecord(path, split=split))

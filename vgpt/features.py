@@ -24,7 +24,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 from tqdm.auto import tqdm
+
+from .data import DataError
 
 
 @dataclass(frozen=True)
@@ -139,10 +142,6 @@ def cache_key(vision, spec: FeatureSpec, image_size: int) -> str:
 
 def _open_all(chunk, image_size: int, unreadable: dict[str, str]) -> list:
     """Open each image; one that cannot be read is noted with the reason and stands in as black."""
-    from PIL import Image
-
-    from .data import DataError
-
     opened = []
     for image_id, open_image in chunk:
         try:

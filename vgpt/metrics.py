@@ -20,7 +20,8 @@ def tokenize(text: str) -> list[str]:
     return re.sub(r"[^\w\s']", " ", text.lower()).split()
 
 
-def _ngrams(words: list[str], n: int) -> Counter:
+def ngrams(words: list[str], n: int) -> Counter:
+    """Counts of the n-grams (tuples of n words) in a list of words."""
     return Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
 
 
@@ -35,10 +36,10 @@ def bleu(hypotheses: list[str], references: list[list[str]], max_n: int = 4) -> 
         hyp_len += len(h)
         ref_len += min((abs(len(r) - len(h)), len(r)) for r in rs)[1]  # closest, ties to shorter
         for n in range(1, max_n + 1):
-            counts = _ngrams(h, n)
+            counts = ngrams(h, n)
             most = Counter()
             for r in rs:
-                most |= _ngrams(r, n)  # per n-gram, the most any one reference has
+                most |= ngrams(r, n)  # per n-gram, the most any one reference has
             correct[n - 1] += sum(min(c, most[g]) for g, c in counts.items())
             guess[n - 1] += max(len(h) - n + 1, 0)
     ratio = (hyp_len + tiny) / (ref_len + small)
@@ -79,11 +80,11 @@ def cider_d(hypotheses: list[str], references: list[list[str]], n: int = 4, sigm
     refs_tok = [[tokenize(r) for r in refs] for refs in references]
     df = Counter()
     for refs in refs_tok:
-        df.update({g for r in refs for k in range(1, n + 1) for g in _ngrams(r, k)})
+        df.update({g for r in refs for k in range(1, n + 1) for g in ngrams(r, k)})
     log_images = math.log(max(len(references), 1))
 
     def vector(words):
-        vec = [{g: c * (log_images - math.log(max(1.0, df[g]))) for g, c in _ngrams(words, k).items()}
+        vec = [{g: c * (log_images - math.log(max(1.0, df[g]))) for g, c in ngrams(words, k).items()}
                for k in range(1, n + 1)]
         norms = [math.sqrt(sum(v * v for v in d.values())) for d in vec]
         return vec, norms, len(words)

@@ -27,20 +27,11 @@ from .files import swap_into_place
 from .lora import count_parameters, inject_lora
 from .masks import joint_attention_mask
 from .prefix import caption_labels, concat_prefix
+from .profiles import repo_relative
 from .projector import build_projector, match_embedding_scale
 
 BRIDGE_CONFIG = "bridge.json"
 PROJECTOR_FILE = "projector.safetensors"
-
-
-def _portable(name: str | None) -> str | None:
-    """A model folder inside this repository as a path relative to it (a Hub id stays as it is),
-    so a saved bridge names its base models the same way on every machine."""
-    from .profiles import REPO_ROOT
-
-    if name and Path(name).is_absolute() and Path(name).is_relative_to(REPO_ROOT):
-        return Path(name).relative_to(REPO_ROOT).as_posix()
-    return name
 
 
 class BridgeMismatch(ValueError):
@@ -167,10 +158,10 @@ class VisionGPT2(nn.Module):
         self.lm.save_pretrained(work, safe_serialization=True, save_embedding_layers=False)
         (work / "README.md").unlink(missing_ok=True)  # peft's model-card template: nothing of ours in it
         adapter = json.loads((work / "adapter_config.json").read_text())
-        adapter["base_model_name_or_path"] = _portable(adapter.get("base_model_name_or_path"))
+        adapter["base_model_name_or_path"] = repo_relative(adapter.get("base_model_name_or_path"))
         (work / "adapter_config.json").write_text(json.dumps(adapter, indent=2) + "\n")
         config = asdict(self.config)
-        config.update(vision_model=_portable(config["vision_model"]), language_model=_portable(config["language_model"]))
+        config.update(vision_model=repo_relative(config["vision_model"]), language_model=repo_relative(config["language_model"]))
         (work / BRIDGE_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
         return swap_into_place(work, folder)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .profiles import REPO_ROOT, TINY_DIR
+from .profiles import REPO_ROOT, TINY_DIR, repo_relative
 
 RUNS = REPO_ROOT / "runs" / "notebooks"  # one folder per profile below it: see `run_folder`
 DATA = Path(os.environ.get("VGPT_DATA", "/content/flickr8k"))
@@ -22,10 +22,7 @@ def run_folder(profile) -> Path:
     return RUNS / profile.name
 
 
-def where(path) -> str:
-    """A path as a reader should see it: relative to the repository when inside it."""
-    path = Path(path)
-    return str(path.relative_to(REPO_ROOT)) if path.is_absolute() and path.is_relative_to(REPO_ROOT) else str(path)
+where = repo_relative  # a path as a reader should see it: relative to the repository when inside it
 
 
 def sample_photo():

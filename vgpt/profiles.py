@@ -23,6 +23,14 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY_DIR = Path(os.environ.get("VGPT_TINY_DIR", REPO_ROOT / "data" / "tiny"))
 
 
+def repo_relative(name):
+    """A path inside this repository as a path relative to it; anything else (a Hub id, a path
+    elsewhere, None) as it is. Saved files and printed paths then read the same on every machine."""
+    if name and Path(name).is_absolute() and Path(name).is_relative_to(REPO_ROOT):
+        return Path(name).relative_to(REPO_ROOT).as_posix()
+    return None if name is None else str(name)
+
+
 class ProfileUnavailable(RuntimeError):
     """A profile's models cannot be loaded here; the message says what to do."""
 

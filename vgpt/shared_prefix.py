@@ -47,3 +47,12 @@ def shared_prefix_forward(model, input_ids: torch.Tensor, text_mask: torch.Tenso
     mask = joint_attention_mask(text_mask, prefix.shape[1])  # (B, N + T): the cached slots count too
     labels = caption_labels(input_ids, text_mask, 1)  # (B, 1 + T): slot N-1 has no label of its own
     return model.lm(inputs_embeds=embeds, attention_mask=mask, cache=cache, labels=labels)
+
+
+def caption_forward(model, input_ids: torch.Tensor, text_mask: torch.Tensor, owner: torch.Tensor,
+                    features: torch.Tensor, shared: bool):
+    """Captions and the features of their I distinct images (`owner` maps captions to images), run
+    either with one shared prefix pass per image or the plain way, one caption per sequence."""
+    if shared:
+        return shared_prefix_forward(model, input_ids, text_mask, owner, features=features)
+    return model(input_ids, text_mask, features=features[owner.to(features.device)])

@@ -25,7 +25,7 @@ from .device import autocast, autocast_dtype, grad_scaler, pick_device
 from .files import swap_into_place
 from .prefix import tokenize_captions
 from .schedule import warmup_cosine
-from .shared_prefix import group_by_image, shared_prefix_forward
+from .shared_prefix import caption_forward, group_by_image
 
 CHECKPOINT = "checkpoint"
 
@@ -101,12 +101,8 @@ def batch_loss(model, chunk: Sequence[tuple[str, str]], data: CaptionData, confi
     """Mean loss over the caption tokens (and end-of-text) of a batch of (image id, caption) pairs,
     and how many tokens that is."""
     ids, mask = tokenize_captions(model.tokenizer, [c for _, c in chunk], config.max_caption_tokens)
-    ids, mask = ids.to(device), mask.to(device)
-    if shared:
-        images, owner = group_by_image([i for i, _ in chunk])
-        out = shared_prefix_forward(model, ids, mask, owner, features=data.features(images).to(device))
-    else:
-        out = model(ids, mask, features=data.features([i for i, _ in chunk]).to(device))
+    images, owner = group_by_image([i for i, _ in chunk])
+    out = caption_forward(model, ids.to(device), mask.to(device), owner, data.features(images).to(device), shared)
     return out.loss, int(mask.sum())
 
 
