@@ -373,6 +373,18 @@ def test_a_run_that_stops_early_names_the_reason(tmp_path, events, killed, words
     assert all(words in r.message for r in rows), rows
 
 
+def test_notebook_runs_go_where_the_grader_points_them(tmp_path):
+    """Each graded notebook writes its runs (bridges, caches) into its own folder, via VGPT_RUNS."""
+    run = subprocess.run(
+        [sys.executable, "-c", "from vgpt.notebook import RUNS; print(RUNS)"],
+        env=dict(os.environ, VGPT_RUNS=str(tmp_path / "runs")),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert run.stdout.strip() == str(tmp_path / "runs")
+
+
 @pytest.mark.parametrize("command", [["classroom"], ["classroom", "release"], ["classroom", "grade"]])
 def test_classroom_commands_have_help(command):
     run = subprocess.run(

@@ -125,7 +125,13 @@ def run_isolated(nb, support: Path | None, timeout: float, startup_timeout: floa
             )
         )
         # no IPython startup files or kernel connection files shared between runs
-        env = dict(os.environ, IPYTHONDIR=str(tmp / "ipython"), JUPYTER_RUNTIME_DIR=str(tmp / "runtime"))
+        # what the notebooks write (vgpt.notebook.RUNS) goes to the run's own folder too
+        env = dict(
+            os.environ,
+            IPYTHONDIR=str(tmp / "ipython"),
+            JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
+            VGPT_RUNS=str(work / "runs"),
+        )
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH")) if p)
         env["JUPYTER_PATH"] = os.pathsep.join(p for p in (str(tmp / "jupyter"), env.get("JUPYTER_PATH")) if p)
         command = [
