@@ -7,6 +7,7 @@ support file), and so is the class: one student per way a submission goes wrong.
 
 import csv
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -154,6 +155,32 @@ def test_release_refuses_unbalanced_markers_and_writes_nothing(tmp_path, capsys)
     with pytest.raises(ClassroomError, match="END SOLUTION on line 5 without a BEGIN"):
         release(source, tmp_path / "class")
     assert not (tmp_path / "class").exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (
+            lambda cells: setattr(cells[4], "source", "check_add(add)"),
+            "cell 4: checker '01_sums-check-add' does not assert",
+        ),
+        (lambda cells: cells[7].metadata.nbgrader.update(grade_id=f"{STEM}-check-add"), "is used twice"),
+        (lambda cells: cells.pop(3), "cell 3: checker '01_sums-check-add' has no exercise cell before it"),
+        (lambda cells: setattr(cells[3], "source", "add = lambda a, b: a + b"), "defines no function"),
+        (
+            lambda cells: cells[4].metadata.nbgrader.pop("grade_id"),
+            "cell 4: this checker cell needs an nbgrader grade_id",
+        ),
+        (lambda cells: setattr(cells[1], "source", "### BEGIN SOLUTION\nx = 1\n### END SOLUTION"), "not tagged"),
+    ],
+)
+def test_release_refuses_notebooks_that_break_the_conventions(tmp_path, change, words):
+    source = teacher_folder(tmp_path / "notebooks")
+    nb = nbformat.read(source / f"{STEM}.ipynb", 4)
+    change(nb.cells)
+    nbformat.write(nb, source / f"{STEM}.ipynb")
+    with pytest.raises(ClassroomError, match=re.escape(words)):
+        release(source, tmp_path / "class")
 
 
 def test_release_refuses_a_folder_in_use(tmp_path, capsys):

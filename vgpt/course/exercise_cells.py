@@ -85,6 +85,7 @@ def strip_solutions(source: str, where: str) -> str:
 
 def release_notebook(nb, name: str):
     """The student version of one notebook: solutions stubbed, exercise and checker outputs cleared."""
+    checks_of(nb, name)  # a notebook the grader would refuse is not handed out either
     nb = nbformat.from_dict(nb)  # a copy
     for index, cell in enumerate(nb.cells):
         where = f"{name}, cell {index}" + (f" ({grade_id(cell)})" if grade_id(cell) else "")
@@ -133,7 +134,7 @@ def checks_of(nb, name: str) -> list[Check]:
             continue
         if not grade_id(cell):
             raise ClassroomError(
-                f"{where}: an {'/'.join(set(tags(cell)) & {EXERCISE, CHECKER})} cell needs an nbgrader grade_id"
+                f"{where}: this {'/'.join(set(tags(cell)) & {EXERCISE, CHECKER})} cell needs an nbgrader grade_id"
             )
         if grade_id(cell) in seen:
             raise ClassroomError(f"{where}: grade_id {grade_id(cell)!r} is used twice")
