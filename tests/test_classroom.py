@@ -21,7 +21,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 from vgpt.cli import main
 from vgpt.course.classroom import release
 from vgpt.course.exercise_cells import ClassroomError, checks_of
-from vgpt.course.grading import grading_notebook, verdicts
+from vgpt.course.submission import grading_notebook, verdicts
 
 HERE = Path(__file__).resolve().parent
 STEM = "01_sums"

@@ -8,7 +8,7 @@ checker outputs cleared, `solutions/` left out (see `exercise_cells`).
 fresh kernel, with a time limit, and writes one row per checker: a submission
 that hangs, kills its kernel, deletes its folder, never defines the function or
 hands back the package's own implementation gets 0 and the reason, and the
-others are graded as if it were not there (see `grading`). This isolates
+others are graded as if it were not there (see `submission`). This isolates
 students from each other and from crashes. It is NOT a sandbox: a hostile
 submission runs with the grading user's rights and can read or change whatever
 that user can. Grade untrusted code in a throwaway container or account.
@@ -29,7 +29,7 @@ import nbformat
 
 from ..files import swap_into_place
 from .exercise_cells import LEFT_OUT, ClassroomError, checks_of, grade_id, read_notebook, release_notebook
-from .grading import PACKAGE_ROOT, Row, grade_notebook
+from .submission import PACKAGE_ROOT, Row, grade_notebook
 
 CSV_COLUMNS = ("student", "notebook", "exercise", "passed", "points", "message")
 

@@ -2,7 +2,7 @@
 
 `grading_notebook` builds the notebook (the teacher's cells, the
 student's exercise cells, a probe before each checker); `run_isolated` runs it
-in a fresh kernel, started by a process of its own (`grading_run`), in a new
+in a fresh kernel, started by a process of its own (`kernel_run`), in a new
 temporary folder that holds a copy of the source folder's support files (never
 its notebooks or solutions), with a per-notebook time limit. Whatever happens
 there, a hang, a crash, a deleted folder, the grader gets back the cells that
@@ -137,7 +137,7 @@ def run_isolated(nb, support: Path | None, timeout: float, startup_timeout: floa
         command = [
             sys.executable,
             "-m",
-            "vgpt.course.grading_run",
+            "vgpt.course.kernel_run",
             str(tmp / "grading.ipynb"),
             str(work),
             str(report),
