@@ -139,7 +139,7 @@ def grade(
                 read[path] = read_notebook(path)
             except ClassroomError as err:
                 read[path] = err
-        for stem, (nb, checks) in sources.items():
+        for stem, (_, checks) in sources.items():
             tasks.append((student, stem, _match(stem, {c.exercise_id for c in checks}, read)))
     handed_in = {stem for _, stem, theirs in tasks if theirs is not None}
 
@@ -191,7 +191,7 @@ def summary(rows: list[Row]) -> str:
         [s] + [f"{earned[s, n]:g}/{possible[s, n]:g}" if (s, n) in earned else "-" for n in columns] for s in students
     ]
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in table)
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in table)
 
 
 def print_progress(line: str) -> None:
