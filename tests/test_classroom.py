@@ -18,7 +18,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from vgpt.cli import main
+from vgpt.app.cli import main
 from vgpt.course.classroom import release
 from vgpt.course.exercise_cells import ClassroomError, checks_of
 from vgpt.course.submission import grading_notebook, verdicts
@@ -403,7 +403,7 @@ def test_a_run_that_stops_early_names_the_reason(tmp_path, events, killed, words
 def test_notebook_runs_go_where_the_grader_points_them(tmp_path):
     """Each graded notebook writes its runs (bridges, caches) into its own folder, via VGPT_RUNS."""
     run = subprocess.run(
-        [sys.executable, "-c", "from vgpt.notebook import RUNS; print(RUNS)"],
+        [sys.executable, "-c", "from vgpt.course.notebook import RUNS; print(RUNS)"],
         env=dict(os.environ, VGPT_RUNS=str(tmp_path / "runs")),
         capture_output=True,
         text=True,

@@ -27,16 +27,16 @@ from pathlib import Path
 
 import nbformat
 
-from ..files import swap_into_place
+from ..paths import REPO_ROOT, swap_into_place
 from .exercise_cells import LEFT_OUT, ClassroomError, checks_of, grade_id, read_notebook, release_notebook
-from .submission import PACKAGE_ROOT, Row, grade_notebook
+from .submission import Row, grade_notebook
 
 CSV_COLUMNS = ("student", "notebook", "exercise", "passed", "points", "message")
 
 
 def default_source() -> Path:
     """The teacher's notebooks: `notebooks/` of the repository this package runs from."""
-    source = PACKAGE_ROOT / "notebooks"
+    source = REPO_ROOT / "notebooks"
     if not source.is_dir():
         raise ClassroomError(f"no notebooks folder at {source}; pass the teacher's notebooks with --source DIR")
     return source

@@ -19,13 +19,15 @@ from pathlib import Path
 
 import nbformat
 
+from ..errors import UserError
+
 EXERCISE, CHECKER = "exercise", "checker"
 MARKER = re.compile(r"^(?P<indent>[ \t]*)#+[ \t]*(?P<kind>BEGIN|END) SOLUTION[ \t]*$")
 STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")  # nbgrader's own stub
 LEFT_OUT = ("solutions", ".ipynb_checkpoints", "__pycache__", ".pytest_cache")  # never released or copied
 
 
-class ClassroomError(ValueError):
+class ClassroomError(UserError):
     """Bad input a teacher can fix: names the notebook, the cell and the problem."""
 
 

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import nbformat
 
+from ..paths import REPO_ROOT
 from .exercise_cells import CHECKER, EXERCISE, LEFT_OUT, Check, function_name, grade_id, tags
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds `vgpt`: the kernel imports this copy
 KERNEL = "vgpt-grader"
 GRACE = 30  # seconds past kernel start + time limit before the grader kills the run's processes itself
 
@@ -125,14 +125,15 @@ def run_isolated(nb, support: Path | None, timeout: float, startup_timeout: floa
             )
         )
         # no IPython startup files or kernel connection files shared between runs
-        # what the notebooks write (vgpt.notebook.RUNS) goes to the run's own folder too
+        # what the notebooks write (vgpt.course.notebook.RUNS) goes to the run's own folder too
         env = dict(
             os.environ,
             IPYTHONDIR=str(tmp / "ipython"),
             JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
             VGPT_RUNS=str(work / "runs"),
         )
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH")) if p)
+        # the kernel imports this copy of vgpt (REPO_ROOT is the folder that holds it)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
         env["JUPYTER_PATH"] = os.pathsep.join(p for p in (str(tmp / "jupyter"), env.get("JUPYTER_PATH")) if p)
         command = [
             sys.executable,

@@ -11,17 +11,16 @@ import json
 import sys
 from pathlib import Path
 
-from .profiles import TINY_DIR, ProfileUnavailable
-from .features import CacheError
-from .tiny import GateError
+from ..errors import UserError
+from ..paths import TINY_DIR, repo_relative
 
 
-class UsageError(Exception):
-    """A problem the user can fix; printed as one line."""
+class UsageError(UserError):
+    """A command-line argument names something that is not there."""
 
 
 def _build_tiny(args) -> int:
-    from . import tiny
+    from ..world import build as tiny
 
     if args.check:
         if not (args.out / "manifest.json").is_file():
@@ -36,15 +35,24 @@ def _build_tiny(args) -> int:
     return 0
 
 
+def _flat(values: dict, prefix: str = ""):
+    """Nested settings as (dotted name, value) pairs, paths inside the repository made relative."""
+    for key, value in values.items():
+        if isinstance(value, dict) and key != "notes":
+            yield from _flat(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", repo_relative(value) if isinstance(value, str) else value
+
+
 def _profile(args) -> int:
     from dataclasses import asdict
 
-    from .profiles import resolve_profile
+    from ..loading import resolve_profile
 
     profile, reason = resolve_profile(args.name)
     print(f"profile: {profile.name} ({reason})")
-    for key, value in asdict(profile).items():
-        print(f"  {key:<20} {value}")
+    for key, value in _flat(asdict(profile)):
+        print(f"  {key:<28} {value}")
     return 0
 
 
@@ -89,7 +97,7 @@ def _train(args) -> int:
 
 
 def _extract(args) -> int:
-    from .profiles import load_profile
+    from ..loading import load_profile
     from .runs import folder_features
 
     found, cache = folder_features(load_profile(args.profile), _need(args.data, "data folder"), args.cache)
@@ -125,7 +133,7 @@ def _bench(args) -> int:
 
 
 def _classroom_release(args) -> int:
-    from .course.classroom import default_source, release
+    from ..course.classroom import default_source, release
 
     written = release(args.source or default_source(), args.out)
     print(f"released {len(written)} notebooks into {args.out} (solutions stubbed, solutions/ left out)")
@@ -133,7 +141,7 @@ def _classroom_release(args) -> int:
 
 
 def _classroom_grade(args) -> int:
-    from .course.classroom import grade, print_progress, summary, write_csv
+    from ..course.classroom import grade, print_progress, summary, write_csv
 
     if args.timeout <= 0 or args.startup_timeout <= 0 or args.jobs < 1:
         raise UsageError("--timeout and --startup-timeout must be positive and --jobs at least 1")
@@ -145,6 +153,7 @@ def _classroom_grade(args) -> int:
     return 0
 
 
+SOURCE_HELP = "the teacher's notebooks folder (default: the repository's notebooks/)"
 GRADE_HELP = """Grade each SUBMISSION (a student's folder of notebooks, or one notebook) against the teacher's
 notebooks. For each student and notebook a grading notebook is built from the teacher's source, with only
 the exercise cells (matched by nbgrader grade_id) taken from the student: checker cells always come from
@@ -256,14 +265,14 @@ def build_parser() -> argparse.ArgumentParser:
                                     "NotImplementedError, exercise and checker outputs cleared, and solutions/ "
                                     "left out. Refuses unbalanced solution markers, naming notebook and cell.")
     q.add_argument("out", type=Path, metavar="OUT", help="new (or empty) folder for the student version")
-    q.add_argument("--source", type=Path, default=None, help="teacher's notebooks (default: the repository's notebooks/)")
+    q.add_argument("--source", type=Path, default=None, help=SOURCE_HELP)
     q.set_defaults(func=_classroom_release)
     q = room.add_parser("grade", help="run and grade students' notebooks (not a sandbox)", description=GRADE_HELP,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     q.add_argument("submissions", type=Path, nargs="+", metavar="SUBMISSION",
                    help="a student's folder of notebooks (the folder's name is the student's) or one .ipynb")
     q.add_argument("--out", type=Path, default=Path("grades.csv"), help="CSV file (default: %(default)s)")
-    q.add_argument("--source", type=Path, default=None, help="teacher's notebooks (default: the repository's notebooks/)")
+    q.add_argument("--source", type=Path, default=None, help=SOURCE_HELP)
     q.add_argument("--timeout", type=float, default=300,
                    help="seconds each notebook may run, kernel start excluded (default: %(default)s)")
     q.add_argument("--startup-timeout", type=float, default=180,
@@ -282,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (UsageError, ProfileUnavailable, ValueError, FileNotFoundError, GateError, CacheError) as err:
+    except UserError as err:
         print(f"vgpt {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
