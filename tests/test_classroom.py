@@ -100,6 +100,9 @@ def teacher_folder(folder: Path, add_source: str = ADD) -> Path:
         ],
         metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
     )
+    nb.nbformat_minor = 4  # like the repository's notebooks: nbformat 4.4, cells without ids
+    for cell in nb.cells:
+        del cell["id"]
     nbformat.write(nb, folder / f"{STEM}.ipynb")
     shutil.copy(HERE / "classroom_checkers.py", folder)
     (folder / "numbers.txt").write_text("2 3\n")
@@ -205,6 +208,8 @@ def test_grading_notebook_takes_only_exercise_cells_from_the_student(tmp_path):
     assert "return 42" in text and "edited away" not in text and "os._exit" not in text
     assert "assert check_add(add)" in text and "assert check_warmup_cosine(warmup_cosine)" in text
     assert missing == {f"{STEM}-warmup_cosine"} and not [code for code in SOLUTION_CODE if code in text]
+    assert nb.nbformat_minor == 5 and len({c.get("id") for c in nb.cells} - {None}) == len(nb.cells)  # 4.5: ids
+    nbformat.validate(nb)
     probe, check = where[f"{STEM}-check-add"]
     assert nb.cells[check].source.endswith("assert check_add(add)") and "'add' in globals()" in nb.cells[probe].source
     assert roles[check] == "the checker of add"

@@ -81,6 +81,8 @@ def grading_notebook(source, student):
             roles[len(nb.cells) - 1] = roles[len(nb.cells)] = f"the checker of {exercise}"
             where[grade_id(cell)] = (len(nb.cells) - 1, len(nb.cells))
         nb.cells.append(cell)
+    for index, cell in enumerate(nb.cells):  # nbformat 4.5 wants an id on every cell; older sources have none
+        cell.setdefault("id", f"grading-{index}")
     return nb, roles, where, missing
 
 
