@@ -114,8 +114,8 @@ class CaptionDemo:
         self.widget = w.VBox([w.HBox([self.choice, self.upload]), self.mode, w.HBox([self.beams, self.temperature]),
                               self.button, self.message, self.caption, self.output])
         # names a page can find the parts by (a browser test does; so can a teacher's stylesheet)
-        for part, name in ((self.widget, "vgpt-demo"), (self.upload, "vgpt-upload"), (self.button, "vgpt-caption-button"),
-                           (self.message, "vgpt-message"), (self.caption, "vgpt-caption")):
+        for part, name in ((self.widget, "vgpt-demo"), (self.upload, "vgpt-upload"), (self.message, "vgpt-message"),
+                           (self.button, "vgpt-caption-button"), (self.caption, "vgpt-caption")):
             part.add_class(name)
 
     def _use_example(self) -> None:
@@ -133,7 +133,8 @@ class CaptionDemo:
 
     def _refuse(self, err: DataError) -> None:
         self.uploaded = None
-        self.message.value = f"<span style='color:firebrick'>{html.escape(str(err))}. Showing the example instead.</span>"
+        why = html.escape(str(err))
+        self.message.value = f"<span style='color:firebrick'>{why}. Showing the example instead.</span>"
 
     def handle_upload(self, content: bytes, name: str) -> bool:
         """Take an uploaded file: True if it is an image; otherwise say why in the widget and keep going."""
