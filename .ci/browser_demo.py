@@ -204,7 +204,7 @@ def chromium(profile: Path):
 def scene_image(folder: Path) -> tuple[Path, str]:
     """A Shapes World test scene as a PNG file, and its true caption."""
     sys.path.insert(0, str(REPO))  # this checkout's vgpt, the one the kernel gets
-    from vgpt import shapes
+    from vgpt.world import shapes
 
     scene = shapes.generate("test", 2, seed=5)[1]
     path = folder / "my_scene.png"

@@ -27,10 +27,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def stand_in_hub(hub: Path) -> None:
     from transformers import AutoTokenizer, CLIPImageProcessor
 
-    from vgpt.profiles import SEED, TINY, build_seed_random
+    from vgpt.profiles import SEED, TINY
+    from vgpt.loading import build_seed_random
 
     vision, lm = build_seed_random()
-    for repo, model in ((SEED.vision_model, vision), (SEED.language_model, lm)):
+    for repo, model in ((SEED.model.vision_model, vision), (SEED.model.language_model, lm)):
         root = hub / ("models--" + repo.replace("/", "--"))
         snapshot = root / "snapshots" / ("0" * 40)
         snapshot.mkdir(parents=True, exist_ok=True)
@@ -41,11 +42,11 @@ def stand_in_hub(hub: Path) -> None:
             CLIPImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224}).save_pretrained(
                 snapshot)
         else:
-            AutoTokenizer.from_pretrained(TINY.language_model).save_pretrained(snapshot)
+            AutoTokenizer.from_pretrained(TINY.model.language_model).save_pretrained(snapshot)
 
 
 def mini_flickr8k(data: Path) -> None:
-    from vgpt import shapes
+    from vgpt.world import shapes
 
     shutil.rmtree(data, ignore_errors=True)
     (data / "Flicker8k_Dataset").mkdir(parents=True)

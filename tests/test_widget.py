@@ -6,10 +6,11 @@ import pytest
 import torch
 from PIL import Image
 
-from vgpt import notebook, shapes
+from vgpt.course import notebook
+from vgpt.course.widget import CaptionDemo, caption_with_attention, read_upload, uploaded_files
 from vgpt.data import DataError
-from vgpt.profiles import load_profile
-from vgpt.widget import CaptionDemo, caption_with_attention, read_upload, uploaded_files
+from vgpt.loading import load_profile
+from vgpt.world import shapes
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +116,9 @@ def test_uploads_in_either_ipywidgets_form_reach_the_demo(demo):
 
 
 def test_the_demo_parts_carry_css_classes_a_page_can_find(demo):
-    found = {name for part in (demo.widget, demo.upload, demo.button, demo.message, demo.caption)
-             for name in part._dom_classes}
+    found = {
+        name
+        for part in (demo.widget, demo.upload, demo.button, demo.message, demo.caption)
+        for name in part._dom_classes
+    }
     assert found == {"vgpt-demo", "vgpt-upload", "vgpt-caption-button", "vgpt-message", "vgpt-caption"}

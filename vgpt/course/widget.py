@@ -14,9 +14,9 @@ from contextlib import contextmanager
 
 import torch
 
-from .data import DataError, open_image
-from .generate import decode, generate_ids, visual_prefix_for
-from .prefix import concat_prefix
+from ..data import DataError, open_image
+from ..generate import decode, generate_ids
+from ..prefix import concat_prefix
 
 MAX_UPLOAD_BYTES = 20 * 2**20
 
@@ -24,8 +24,9 @@ MAX_UPLOAD_BYTES = 20 * 2**20
 def read_upload(content: bytes, name: str, max_bytes: int = MAX_UPLOAD_BYTES):
     """An uploaded file's bytes -> an RGB image, or a `DataError` that says what is wrong with it."""
     if len(content) > max_bytes:
-        raise DataError(f"{name}: {len(content) / 2**20:.1f} MB is too large for this demo "
-                        f"(at most {max_bytes / 2**20:.0f} MB)")
+        raise DataError(
+            f"{name}: {len(content) / 2**20:.1f} MB is too large for this demo (at most {max_bytes / 2**20:.0f} MB)"
+        )
     if not content:
         raise DataError(f"{name}: the file is empty")
     return open_image(io.BytesIO(content), name=name)
@@ -46,11 +47,15 @@ def uploaded_files(value) -> list[tuple[str, bytes]]:
     if isinstance(value, dict):  # ipywidgets 7
         entries = [(name, entry.get("content") if isinstance(entry, dict) else entry) for name, entry in value.items()]
     elif isinstance(value, (tuple, list)):  # ipywidgets 8
-        entries = [(entry.get("name", "an upload"), entry.get("content")) if isinstance(entry, dict)
-                   else ("an upload", entry) for entry in value]
+        entries = [
+            (entry.get("name", "an upload"), entry.get("content")) if isinstance(entry, dict) else ("an upload", entry)
+            for entry in value
+        ]
     else:
-        raise DataError(f"an upload value of unknown form ({type(value).__name__}): expected ipywidgets 7's dict "
-                        "or ipywidgets 8's tuple of files")
+        raise DataError(
+            f"an upload value of unknown form ({type(value).__name__}): expected ipywidgets 7's dict "
+            "or ipywidgets 8's tuple of files"
+        )
     files = []
     for name, content in entries:
         if not isinstance(content, (bytes, bytearray, memoryview)):
@@ -74,13 +79,13 @@ def eager_attention(lm):
 @torch.no_grad()
 def caption_with_attention(model, pixel_values: torch.Tensor, **options):
     """One image (1, 3, H, W) -> (caption, its tokens as text, attention maps (T, grid, grid))."""
-    prefix = visual_prefix_for(model, pixel_values=pixel_values)  # (1, N, Dt)
+    prefix = model.visual_prefix(pixel_values=pixel_values)  # (1, N, Dt)
     row = generate_ids(model, prefix, **options)[0]  # new token ids, end-of-text included
     ids = torch.tensor([row], device=prefix.device)
     with eager_attention(model.lm):
         out = model.lm(inputs_embeds=concat_prefix(prefix, model.token_embeddings(ids)), output_attentions=True)
     attention = torch.stack(out.attentions).mean(dim=(0, 2))[0].float().cpu()  # (L, L): layers and heads averaged
-    n, first = prefix.shape[1], int(model.config.keep_cls)  # patches start after CLS
+    n, first = prefix.shape[1], int(model.config.model.features.keep_cls)  # patches start after CLS
     grid = int(round((n - first) ** 0.5))
     choosing = [n - 1 + j for j in range(len(row))]  # position whose output chose token j
     maps = attention[choosing, first:n]  # (T, P)
@@ -95,7 +100,7 @@ class CaptionDemo:
     def __init__(self, model, image_processor, examples: dict):
         import ipywidgets as w
 
-        from .features import processor_pixels
+        from ..features import processor_pixels
 
         self.model, self.to_pixels, self.examples = model, processor_pixels(image_processor), examples
         self.uploaded = None
@@ -111,11 +116,25 @@ class CaptionDemo:
         self.upload.observe(self._on_upload, names="value")
         self.choice.observe(lambda _: self._use_example(), names="value")
         self.button.on_click(lambda _: self.run())
-        self.widget = w.VBox([w.HBox([self.choice, self.upload]), self.mode, w.HBox([self.beams, self.temperature]),
-                              self.button, self.message, self.caption, self.output])
+        self.widget = w.VBox(
+            [
+                w.HBox([self.choice, self.upload]),
+                self.mode,
+                w.HBox([self.beams, self.temperature]),
+                self.button,
+                self.message,
+                self.caption,
+                self.output,
+            ]
+        )
         # names a page can find the parts by (a browser test does; so can a teacher's stylesheet)
-        for part, name in ((self.widget, "vgpt-demo"), (self.upload, "vgpt-upload"), (self.message, "vgpt-message"),
-                           (self.button, "vgpt-caption-button"), (self.caption, "vgpt-caption")):
+        for part, name in (
+            (self.widget, "vgpt-demo"),
+            (self.upload, "vgpt-upload"),
+            (self.message, "vgpt-message"),
+            (self.button, "vgpt-caption-button"),
+            (self.caption, "vgpt-caption"),
+        ):
             part.add_class(name)
 
     def _use_example(self) -> None:
@@ -157,7 +176,7 @@ class CaptionDemo:
         """Caption the current image and draw its attention maps in the widget; returns the caption."""
         from IPython.display import display
 
-        from . import viz
+        from .. import viz
 
         image = self.uploaded if self.uploaded is not None else self.examples[self.choice.value]
         device = next(self.model.projector.parameters()).device
