@@ -15,7 +15,7 @@ exits non-zero, naming the step, if any step fails (the screenshot then shows wh
 
 The kernel runs this interpreter (the venv it belongs to) with the repository first on PYTHONPATH
 and the Hub offline, so the notebook runs on the tiny profile: about a minute and a half on two
-CPU cores, most of it the notebook's evaluation cells. Everything it writes goes to a temporary
+CPU cores (longer when they are busy), most of it the notebook's evaluation cells. Everything it writes goes to a temporary
 folder, removed at the end; the server, its kernel and the browser are stopped.
 """
 
@@ -339,7 +339,12 @@ def screenshot(driver, path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("screenshot", type=Path, help="where to save the PNG of the widget")
-    parser.add_argument("--timeout", type=float, default=180, help="seconds each browser step may take")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=300,
+        help="seconds each browser step may take (running the notebook is the long one)",
+    )
     args = parser.parse_args(argv)
     steps = Steps()
     try:

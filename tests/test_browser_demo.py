@@ -26,7 +26,7 @@ pytestmark = pytest.mark.skipif(
 
 def test_a_scene_uploaded_in_the_browser_gets_its_caption(tmp_path):
     shot = tmp_path / "demo.png"
-    done = subprocess.run([sys.executable, str(SCRIPT), str(shot)], capture_output=True, text=True, timeout=600)
+    done = subprocess.run([sys.executable, str(SCRIPT), str(shot)], capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
     said = dict(re.findall(r"^(caption read in the browser|true caption of \S+):\s+(['\"].*['\"])$", done.stdout, re.M))
     read, truth = (ast.literal_eval(said[key]) for key in sorted(said))  # "caption read..." sorts before "true..."
