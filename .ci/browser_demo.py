@@ -15,8 +15,9 @@ exits non-zero, naming the step, if any step fails (the screenshot then shows wh
 
 The kernel runs this interpreter (the venv it belongs to) with the repository first on PYTHONPATH
 and the Hub offline, so the notebook runs on the tiny profile: about a minute and a half on two
-CPU cores (longer when they are busy), most of it the notebook's evaluation cells. Everything it writes goes to a temporary
-folder, removed at the end; the server, its kernel and the browser are stopped.
+CPU cores (longer when they are busy), most of it the notebook's evaluation cells. Everything it
+writes goes to a temporary folder, removed at the end; the server, its kernel and the browser
+are stopped.
 """
 
 from __future__ import annotations
