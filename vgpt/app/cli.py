@@ -136,7 +136,7 @@ def _bench(args) -> int:
     from .bench import run_bench
 
     figures = run_bench(args.profile, images=args.images, gen_images=args.gen_images, new_tokens=args.new_tokens,
-                        repeats=args.repeats, device=args.device)
+                        repeats=args.repeats, device=args.device, extract_images=args.extract_images)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     return 0
@@ -264,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gen-images", type=int, default=4, help="images to caption (default: %(default)s)")
     p.add_argument("--new-tokens", type=int, default=30, help="tokens to generate (default: %(default)s)")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per variant (default: %(default)s)")
+    p.add_argument("--extract-images", type=int, default=16,
+                   help="JPEG images for the feature extraction figure (default: %(default)s)")
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best here)")
     p.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
     p.set_defaults(func=_bench)
