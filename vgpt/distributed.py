@@ -94,9 +94,9 @@ def global_batch(loss: torch.Tensor, tokens: int, real: bool = True) -> tuple[fl
     """
     n = world_size()
     if n == 1:
-        return 1.0, float(loss)
+        return 1.0, loss.item()
     local = tokens if real else 0
-    sums = torch.tensor([float(loss.detach()) * local, float(local)], device=loss.device, dtype=torch.float64)
+    sums = torch.tensor([loss.item() * local, float(local)], device=loss.device, dtype=torch.float64)
     dist.all_reduce(sums)
     total_loss, total_tokens = sums.tolist()
     return n * local / max(total_tokens, 1.0), total_loss / max(total_tokens, 1.0)
