@@ -114,7 +114,7 @@ def test_run_killed_mid_epoch_resumes_from_its_last_step_checkpoint_with_the_sam
 
 
 def test_checkpoint_every_counts_steps_or_minutes():
-    from vgpt.train import Checkpointer
+    from vgpt.checkpoint import Checkpointer
 
     by_steps = Checkpointer(None, 3)
     assert [s for s in range(1, 10) if by_steps.due(s)] == [3, 6, 9]
