@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .. import distributed, features, generate, metrics, viz
+from .. import coco, distributed, features, generate, metrics, viz
 from ..data import DataError, load_captions, open_image
 from ..errors import UserError
 from ..bridge import BRIDGE_CONFIG
@@ -137,4 +137,7 @@ def evaluate_run(run: str | Path, data: str | Path, cache_root: str | Path, spli
     log(f"{len(chosen)} images of {data} ({label}):")
     for k, v in scores.items():
         log(f"  {k:<10}{v:.3f}")
+    if found.layout == coco.LAYOUT:  # papers' scale, beside published figures (theirs, labelled so)
+        for line in coco.published_lines(scores, label):
+            log(line)
     return scores
