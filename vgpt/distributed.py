@@ -78,8 +78,8 @@ def shard(chunk: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], bool]:
     cuts = [0]
     for r in range(1, n):  # the boundary nearest to an even split
         target = r * len(chunk) / n
-        later = [s for s in starts if s >= cuts[-1]] or [len(chunk)]
-        cuts.append(min(later, key=lambda s: abs(s - target)))
+        later = [s for s in [*starts, len(chunk)] if s >= cuts[-1]]
+        cuts.append(min(later, key=lambda s: (abs(s - target), -s)))  # a tie goes to the earlier rank
     cuts.append(len(chunk))
     part = list(chunk[cuts[rank()] : cuts[rank() + 1]])
     return (part, True) if part else (list(chunk[:1]), False)
@@ -94,9 +94,9 @@ def global_batch(loss: torch.Tensor, tokens: int, real: bool = True) -> tuple[fl
     """
     n = world_size()
     if n == 1:
-        return 1.0, float(loss)
+        return 1.0, loss.item()
     local = tokens if real else 0
-    sums = torch.tensor([float(loss.detach()) * local, float(local)], device=loss.device, dtype=torch.float64)
+    sums = torch.tensor([loss.item() * local, float(local)], device=loss.device, dtype=torch.float64)
     dist.all_reduce(sums)
     total_loss, total_tokens = sums.tolist()
     return n * local / max(total_tokens, 1.0), total_loss / max(total_tokens, 1.0)

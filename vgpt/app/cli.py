@@ -92,8 +92,18 @@ def _train(args) -> int:
         changes["compile"] = True
     if args.no_shared_prefix:
         changes["shared_prefix"] = False
-    train_folder(args.profile, _need(args.data, "data folder"), args.out, args.cache, resume=args.resume, **changes)
+    train_folder(args.profile, _need(args.data, "data folder"), args.out, args.cache, resume=args.resume,
+                 checkpoint_every=_checkpoint_every(args.checkpoint_every), **changes)
     return 0
+
+
+def _checkpoint_every(text: str):
+    """'500' -> every 500 steps; '10min' -> every 10 minutes."""
+    if text.endswith("min") and text[:-3].replace(".", "", 1).isdigit():
+        return text
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    raise UsageError(f"--checkpoint-every {text!r}: give steps (e.g. 500) or minutes (e.g. 10min)")
 
 
 def _extract(args) -> int:
@@ -126,7 +136,7 @@ def _bench(args) -> int:
     from .bench import run_bench
 
     figures = run_bench(args.profile, images=args.images, gen_images=args.gen_images, new_tokens=args.new_tokens,
-                        repeats=args.repeats, device=args.device)
+                        repeats=args.repeats, device=args.device, extract_images=args.extract_images)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     return 0
@@ -217,6 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true", help="torch.compile GPT-2 (worth it for long GPU runs)")
     p.add_argument("--no-shared-prefix", action="store_true",
                    help="run GPT-2 over the image prefix once per caption (slower; same losses)")
+    p.add_argument("--checkpoint-every", default="10min",
+                   help="mid-epoch checkpoints every N steps (500) or minutes (10min) (default: %(default)s)")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("extract", help="cache the vision features of a caption folder",
@@ -252,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gen-images", type=int, default=4, help="images to caption (default: %(default)s)")
     p.add_argument("--new-tokens", type=int, default=30, help="tokens to generate (default: %(default)s)")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per variant (default: %(default)s)")
+    p.add_argument("--extract-images", type=int, default=16,
+                   help="JPEG images for the feature extraction figure (default: %(default)s)")
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best here)")
     p.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
     p.set_defaults(func=_bench)

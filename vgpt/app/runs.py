@@ -45,7 +45,8 @@ def folder_features(parts, data: str | Path, cache_root: str | Path, log=print):
 
 
 def train_folder(profile: str, data: str | Path, out: str | Path, cache_root: str | Path,
-                 resume: bool = False, log=print, **changes) -> dict:
+                 resume: bool = False, log=print, checkpoint_every: int | str | None = "10min",
+                 **changes) -> dict:
     """Train a bridge on the folder's train split into the run folder `out`.
 
     Under `torchrun` each rank runs this; features are extracted in shards,
@@ -76,7 +77,7 @@ def train_folder(profile: str, data: str | Path, out: str | Path, cache_root: st
 
     history = train(model, CaptionData(pairs(train_recs), source), config,
                     val_data=CaptionData(pairs(val_recs), source) if val_recs else None,
-                    run_dir=out, resume=resume, on_epoch_end=val_metrics)
+                    run_dir=out, resume=resume, on_epoch_end=val_metrics, checkpoint_every=checkpoint_every)
     out = Path(out)
     if not distributed.is_main():
         return {}
