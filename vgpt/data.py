@@ -9,6 +9,9 @@
   `Flickr_8k.devImages.txt`, `Flickr_8k.testImages.txt`;
 - the Karpathy split file `dataset_flickr8k.json` beside an image folder.
 
+COCO in Karpathy's split (`dataset_coco.json` beside `train2014/` and
+`val2014/`) has a reader of its own, `coco.py`, which this one hands it to.
+
 The standard split (6000 / 1000 / 1000 images) comes from the split lists or
 the Karpathy file, whichever the folder has. A folder with neither gets a
 stable split by a hash of the image name, and the loader says so.
@@ -164,6 +167,10 @@ def load_captions(folder: str | Path) -> Captions:
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: not a folder")
+    from . import coco  # it builds on this module, so it is imported here, not at the top
+
+    if (folder / coco.COCO_FILE).is_file():
+        return coco.load_coco_captions(folder)
     if karpathy := _find(folder, KARPATHY_FILE):
         layout, table = "karpathy", karpathy
     elif token := _find(folder, TOKEN_FILE):

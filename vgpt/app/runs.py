@@ -13,8 +13,9 @@ from pathlib import Path
 
 import torch
 
-from .. import distributed, features, generate, metrics, viz
+from .. import coco, distributed, features, generate, metrics, viz
 from ..data import DataError, load_captions, open_image
+from ..device import pick_device
 from ..errors import UserError
 from ..bridge import BRIDGE_CONFIG
 from ..model import VisionGPT2
@@ -33,7 +34,8 @@ def folder_features(parts, data: str | Path, cache_root: str | Path, log=print):
     items = [(r.image_id, (lambda p=r.image: open_image(p))) for r in found.records]
     cache = features.build_cache(parts.vision, items, features.processor_pixels(parts.image_processor),
                                  Path(cache_root) / Path(data).resolve().name,
-                                 parts.profile.model.features, parts.profile.model.image_size)
+                                 parts.profile.model.features, parts.profile.model.image_size,
+                                 device=distributed.device_for_rank(pick_device()))  # the tower on the GPU if any
     if cache.unreadable:
         found.records = [r for r in found.records if r.image_id not in cache.unreadable]
         found.skipped += [f"{reason} (left out)" for reason in cache.unreadable.values()]
@@ -129,6 +131,7 @@ def evaluate_run(run: str | Path, data: str | Path, cache_root: str | Path, spli
                  log=print, **options) -> dict:
     """Caption metrics of a run's bridge on one split of a caption folder (all of it if that split is empty)."""
     model, parts = load_run(run)
+    model.to(pick_device())  # captions thousands of images: on the GPU if there is one
     _default_beams(options, parts.profile)
     found, cache = folder_features(parts, data, cache_root, log)
     chosen = found.split(split)
@@ -138,4 +141,7 @@ def evaluate_run(run: str | Path, data: str | Path, cache_root: str | Path, spli
     log(f"{len(chosen)} images of {data} ({label}):")
     for k, v in scores.items():
         log(f"  {k:<10}{v:.3f}")
+    if found.layout == coco.LAYOUT:  # papers' scale, beside published figures (theirs, labelled so)
+        for line in coco.published_lines(scores, label):
+            log(line)
     return scores
