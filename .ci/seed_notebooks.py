@@ -4,8 +4,8 @@
 
 It writes a stand-in Hugging Face cache into WORKDIR (default /tmp/vgpt-seed):
 the seed's architectures with random weights (CLIP ViT-L/14 vision tower,
-GPT-2 124M) under their Hub names, the tiny tokenizer standing in for GPT-2's,
-and a miniature Flickr8k in the original layout (24 Shapes World images, five
+GPT-2 124M) under their Hub names, GPT-2's real BPE tokenizer (built from the
+published vocabulary in tests/fixtures/gpt2-bpe/), and a miniature Flickr8k in the original layout (24 Shapes World images, five
 captions each). Then it executes each notebook with VGPT_PROFILE=seed into
 WORKDIR/notebooks/ and prints its time and whether it ran to the end. The
 captions are nonsense (random weights); what it checks is that every seed code
@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def stand_in_hub(hub: Path) -> None:
-    from transformers import AutoTokenizer, CLIPImageProcessor
+    from transformers import CLIPImageProcessor
 
-    from vgpt.profiles import SEED, TINY, build_seed_random
+    from vgpt.profiles import SEED, build_seed_random, gpt2_tokenizer
 
     vision, lm = build_seed_random()
     for repo, model in ((SEED.vision_model, vision), (SEED.language_model, lm)):
@@ -41,7 +41,7 @@ def stand_in_hub(hub: Path) -> None:
             CLIPImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224}).save_pretrained(
                 snapshot)
         else:
-            AutoTokenizer.from_pretrained(TINY.language_model).save_pretrained(snapshot)
+            gpt2_tokenizer(ROOT / "tests" / "fixtures" / "gpt2-bpe").save_pretrained(snapshot)
 
 
 def mini_flickr8k(data: Path) -> None:
