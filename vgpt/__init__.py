@@ -8,6 +8,7 @@ Modules, in the order the data flows (later ones import earlier ones, never the 
     files      folders written whole or not at all
     shapes     Shapes World, the generated world of the `tiny` profile
     data       caption data sets (three Flickr8k layouts) and safe image opening
+    hf_data    Hugging Face datasets (Hub id, save_to_disk, parquet) as the same records; `vgpt[hf]`
     features   stage 01: frozen vision tower -> feature sequence, cached on disk
     projector  stage 02: features -> GPT-2's embedding space
     prefix     stage 03: visual prefix + caption tokens, labels by position
@@ -20,7 +21,7 @@ Modules, in the order the data flows (later ones import earlier ones, never the 
     generate   stage 07: greedy (by hand, with KV cache), beam and sampled captions
     metrics    BLEU, ROUGE-L, CIDEr-D (COCO's way); Shapes World exact match and attributes
     viz        the plots (the only module that imports matplotlib)
-    runs       train / caption / evaluate / extract on a caption folder
+    runs       train / caption / evaluate / extract on caption data (a folder or a Hugging Face dataset)
     demo       the main job: train and evaluate on Shapes World, write a run folder
     bench      `python -m vgpt bench`: speed of each lever, FLOPs, a GPU memory estimate
     checks     the checkers of the notebooks' exercises
