@@ -5,12 +5,13 @@
 It writes a stand-in Hugging Face cache into WORKDIR (default /tmp/vgpt-seed):
 the seed's architectures with random weights (CLIP ViT-L/14 vision tower,
 GPT-2 124M) under their Hub names, GPT-2's real BPE tokenizer (built from the
-published vocabulary in tests/fixtures/gpt2-bpe/), and a miniature Flickr8k in the original layout (24 Shapes World images, five
-captions each). Then it executes each notebook with VGPT_PROFILE=seed into
-WORKDIR/notebooks/ and prints its time and whether it ran to the end. The
-captions are nonsense (random weights); what it checks is that every seed code
-path runs: 257-token prefixes, 768-wide embeddings, grouped captions, the
-shared prefix in training, beam search, the widget.
+published vocabulary in tests/fixtures/gpt2-bpe/), and a miniature Flickr8k
+in the original layout (24 Shapes World images, five captions each). Then it
+executes each notebook with VGPT_PROFILE=seed into WORKDIR/notebooks/ and
+prints its time and whether it ran to the end. The captions are nonsense
+(random weights); what it checks is that every seed code path runs: 257-token
+prefixes, 768-wide embeddings, GPT-2's tokens, grouped captions, the shared
+prefix in training, beam search, the widget.
 """
 
 from __future__ import annotations
