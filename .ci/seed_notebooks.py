@@ -28,10 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def stand_in_hub(hub: Path) -> None:
     from transformers import CLIPImageProcessor
 
-    from vgpt.profiles import SEED, build_seed_random, gpt2_tokenizer
+    from vgpt.loading import build_seed_random, gpt2_tokenizer
+    from vgpt.profiles import SEED
 
     vision, lm = build_seed_random()
-    for repo, model in ((SEED.vision_model, vision), (SEED.language_model, lm)):
+    for repo, model in ((SEED.model.vision_model, vision), (SEED.model.language_model, lm)):
         root = hub / ("models--" + repo.replace("/", "--"))
         snapshot = root / "snapshots" / ("0" * 40)
         snapshot.mkdir(parents=True, exist_ok=True)
@@ -46,7 +47,7 @@ def stand_in_hub(hub: Path) -> None:
 
 
 def mini_flickr8k(data: Path) -> None:
-    from vgpt import shapes
+    from vgpt.world import shapes
 
     shutil.rmtree(data, ignore_errors=True)
     (data / "Flicker8k_Dataset").mkdir(parents=True)

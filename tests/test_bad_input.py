@@ -21,7 +21,8 @@ import pytest
 import torch
 from PIL import Image
 
-from vgpt import features, profiles, shapes
+from vgpt import features, loading, profiles
+from vgpt.world import shapes
 from vgpt.data import DataError, load_captions, open_image
 from vgpt.features import CacheError, FeatureCache, build_cache, processor_pixels
 from vgpt.prefix import tokenize_captions
@@ -31,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def parts():
-    return profiles.load_profile("tiny", verbose=False)
+    return loading.load_profile("tiny", verbose=False)
 
 
 def vgpt(*args, timeout=300, **kw):
@@ -101,7 +102,7 @@ def test_exif_rotated_photo_is_seen_upright(tmp_path):
 
 
 def test_unreadable_image_in_a_data_set_is_a_counted_skip(parts, tmp_path):
-    from vgpt.runs import folder_features
+    from vgpt.app.runs import folder_features
 
     folder = shapes.write_flickr_layout(shapes.generate("train", 6, seed=1), tmp_path / "d")
     (folder / "Images" / "scene_00002.png").write_bytes(b"not a png at all")
@@ -228,7 +229,7 @@ def test_killed_training_resumes_and_loses_no_finished_epoch(tmp_path):
     assert state.is_file(), "no checkpoint was written before the kill"
     saved = json.loads(state.read_text())
     assert 1 <= saved["epoch"] < 8, "the run finished before it could be killed"
-    finished = saved["history"]["epochs"]
+    finished = saved["epochs"]
     resumed = vgpt(*args, "--resume")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     history = json.loads((run / "metrics.json").read_text())["history"]
@@ -238,7 +239,7 @@ def test_killed_training_resumes_and_loses_no_finished_epoch(tmp_path):
 
 
 def test_half_written_checkpoint_never_replaces_a_good_one(tmp_path):
-    from vgpt.files import swap_into_place
+    from vgpt.paths import swap_into_place
 
     good = tmp_path / "checkpoint"
     good.mkdir()

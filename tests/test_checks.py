@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from vgpt import checks
+from vgpt.course import exercises
 
 SOLUTIONS = Path(__file__).resolve().parents[1] / "notebooks" / "solutions"
 
@@ -57,7 +57,7 @@ NOTEBOOK = {"count_parameters": "00_two_alien_models", "patchify": "01_feature_e
 
 @pytest.mark.parametrize("name", list(NOTEBOOK))
 def test_checker_accepts_the_solution_and_rejects_wrong_answers(name, capsys):
-    check = getattr(checks, f"check_{name}")
+    check = getattr(exercises, f"check_{name}")
     assert check(solution(NOTEBOOK[name], name)) is True
     assert "Correct!" in capsys.readouterr().out
     for wrong in WRONG[name]:

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from vgpt import shapes
+from vgpt.world import shapes
 
 
 def vgpt(*args, timeout=300):

@@ -3,15 +3,16 @@
 import pytest
 import torch
 
-from vgpt import generate, profiles, shapes
+from vgpt import generate, loading, profiles
+from vgpt.world import shapes
 from vgpt.model import VisionGPT2
-from vgpt.tiny import pixel_tensor
+from vgpt.world.vision import pixel_tensor
 
 
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    return VisionGPT2.from_parts(profiles.load_profile("tiny", verbose=False)).eval()
+    return VisionGPT2.from_parts(loading.load_profile("tiny", verbose=False)).eval()
 
 
 @pytest.fixture(scope="module")
@@ -36,17 +37,17 @@ def perturbed(model):
 
 
 def test_hand_written_greedy_equals_generate(perturbed, pixels):
-    prefix = generate.visual_prefix_for(perturbed, pixel_values=pixels)
-    mine = generate.greedy_with_cache(perturbed, prefix, max_new_tokens=16)
+    prefix = perturbed.visual_prefix(pixel_values=pixels).detach()
+    mine = generate.greedy(perturbed, prefix, max_new_tokens=16)
     theirs = generate.generate_ids(perturbed, prefix, max_new_tokens=16)
     assert mine == theirs
     assert len({tuple(r) for r in mine}) > 1  # the rows differ: the prefix is read
 
 
 def test_kv_cache_changes_nothing(perturbed, pixels):
-    prefix = generate.visual_prefix_for(perturbed, pixel_values=pixels)
-    assert generate.greedy_with_cache(perturbed, prefix, 16, use_cache=True) == \
-        generate.greedy_with_cache(perturbed, prefix, 16, use_cache=False)
+    prefix = perturbed.visual_prefix(pixel_values=pixels).detach()
+    assert generate.greedy(perturbed, prefix, 16, kv_cache=True) == \
+        generate.greedy(perturbed, prefix, 16, kv_cache=False)
 
 
 def test_generation_stops_at_end_of_text(model):
@@ -55,7 +56,7 @@ def test_generation_stops_at_end_of_text(model):
     prefix = model.token_embeddings(torch.full((4, 1), eot))
     rows = generate.generate_ids(model, prefix, max_new_tokens=20, do_sample=True, seed=0)
     assert all(row[-1] == eot and eot not in row[:-1] for row in rows)
-    assert generate.greedy_with_cache(model, prefix, 20) == generate.generate_ids(model, prefix, 20)
+    assert generate.greedy(model, prefix, 20) == generate.generate_ids(model, prefix, 20)
     texts = generate.decode(model, rows)
     grammar = shapes.caption_distribution()
     assert all(t in grammar for t in texts), texts
@@ -63,7 +64,7 @@ def test_generation_stops_at_end_of_text(model):
 
 def test_ended_flags_follow_the_length_limit(perturbed, pixels):
     eot = perturbed.tokenizer.eos_token_id
-    prefix = generate.visual_prefix_for(perturbed, pixel_values=pixels)
+    prefix = perturbed.visual_prefix(pixel_values=pixels).detach()
     rows = generate.generate_ids(perturbed, prefix, max_new_tokens=3)
     texts, ended = generate.generate_captions(perturbed, pixel_values=pixels, max_new_tokens=3)
     assert ended == [row[-1] == eot for row in rows]

@@ -11,9 +11,10 @@ import pytest
 from datasets import Dataset, DatasetDict, Features, Image, Value
 from PIL import Image as PILImage
 
-from vgpt import notebook, shapes
+from vgpt.course import notebook
 from vgpt.data import DataError, load_captions, split_of_image
 from vgpt.profiles import SEED
+from vgpt.world import shapes
 
 SCENES = shapes.generate("train", 8, seed=3)
 LEADS = ("", "look: ")  # two captions per image in the one-caption-per-row tables
@@ -47,7 +48,7 @@ def pil_images(folder, scenes, named):
 def caption_rows(images, scenes, bad=True) -> Dataset:
     """One caption per row (the seed's ariG23498/flickr8k shape), plus a bad row of each kind."""
     rows = {"image": [], "caption": []}
-    for image, scene in zip(images, scenes):
+    for image, scene in zip(images, scenes, strict=True):
         for lead in LEADS:
             rows["image"].append(image)
             rows["caption"].append(lead + scene.caption)
@@ -257,8 +258,8 @@ def test_without_datasets_vgpt_imports_and_says_how_to_install(tmp_path, monkeyp
         load_captions(tmp_path / "saved")
     code = (
         "import sys; sys.modules['datasets'] = None\n"
-        "import vgpt, vgpt.data, vgpt.hf_data, vgpt.runs, vgpt.notebook\n"
-        "from vgpt.cli import main\n"
+        "import vgpt, vgpt.data, vgpt.hf_data, vgpt.app.runs, vgpt.course.notebook\n"
+        "from vgpt.app.cli import main\n"
         f"sys.exit(main(['extract', '--profile', 'tiny', '--data', {str(tmp_path / 'saved')!r}]))"
     )
     run = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=300)

@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from vgpt import metrics, shapes
+from vgpt import metrics
+from vgpt.world import shapes
 
 
 def test_bleu_hand_worked():

@@ -5,14 +5,14 @@
 
 import json
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-REPOSITORY = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
+# read with a pattern, not tomllib, so that the suite runs on Python 3.10 too
+REPOSITORY = re.search(r'^Repository = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
 STAGES = ["00_two_alien_models", "01_feature_extraction", "02_projector", "03_prefix_concatenation",
           "04_joint_attention_mask", "05_lora_injection", "06_training", "07_generation", "08_evaluation_and_demo"]
 

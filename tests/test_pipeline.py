@@ -5,14 +5,16 @@ import copy
 import pytest
 import torch
 
-from vgpt import features, masks, prefix, profiles, shapes
+from vgpt import features, loading, masks, prefix, profiles
+from vgpt.world import shapes
 from vgpt.lora import LoRAConv1D, count_parameters, inject_lora
-from vgpt.model import BridgeMismatch, VisionGPT2
+from vgpt.bridge import BridgeMismatch
+from vgpt.model import VisionGPT2
 from vgpt.profiles import SEED, TINY
 
 
 def fresh_parts():
-    return profiles.load_profile("tiny", verbose=False)
+    return loading.load_profile("tiny", verbose=False)
 
 
 def randomize_lora(model, seed=0):
@@ -35,12 +37,12 @@ def model():
 def batch(model, captions, seed=0):
     scenes = shapes.generate("test", len(captions), seed=seed)
     pixels = model_pixels(model, scenes)
-    ids, mask = prefix.tokenize_captions(model.tokenizer, captions, TINY.max_caption_tokens)
+    ids, mask = prefix.tokenize_captions(model.tokenizer, captions, TINY.model.max_caption_tokens)
     return pixels, ids, mask
 
 
 def model_pixels(model, scenes):
-    from vgpt.tiny import pixel_tensor
+    from vgpt.world.vision import pixel_tensor
 
     return pixel_tensor([s.render() for s in scenes])
 
@@ -50,7 +52,7 @@ CAPTIONS = ["a small red circle at the top", "a large blue square left of a smal
 
 def test_right_padded_batch_equals_each_sample_alone(model):
     pixels, ids, mask = batch(model, CAPTIONS)
-    n = TINY.visual_tokens
+    n = TINY.model.visual_tokens
     with torch.no_grad():
         together = model(ids, mask, pixel_values=pixels, with_loss=False).logits
         for i in range(len(CAPTIONS)):
@@ -63,7 +65,7 @@ def test_right_padded_batch_equals_each_sample_alone(model):
 def test_left_padded_generation_batch_with_position_ids_equals_alone(model):
     pixels, ids, mask = batch(model, CAPTIONS)
     with torch.no_grad():
-        pre = model.visual_prefix(model.features(pixels))
+        pre = model.visual_prefix(features=model.features(pixels))
         rows = [torch.cat([pre[i], model.token_embeddings(ids[i, : int(mask[i].sum()) - 1])]) for i in range(3)]
         embeds, amask, pos = masks.left_pad(rows)
         assert (amask.sum(1) == torch.tensor([r.shape[0] for r in rows])).all()
@@ -109,7 +111,7 @@ def test_lora_at_init_equals_base_and_training_touches_only_the_bridge():
     torch.manual_seed(0)
     model = VisionGPT2.from_parts(parts)
     with torch.no_grad():
-        embeds = prefix.concat_prefix(model.visual_prefix(model.features(pixels)), model.token_embeddings(ids))
+        embeds = prefix.concat_prefix(model.visual_prefix(features=model.features(pixels)), model.token_embeddings(ids))
         adapted = model.lm(inputs_embeds=embeds, attention_mask=masks.joint_attention_mask(mask, 17)).logits
         with model.lm.disable_adapter():
             base = model.lm(inputs_embeds=embeds, attention_mask=masks.joint_attention_mask(mask, 17)).logits
@@ -142,7 +144,7 @@ def test_hand_written_lora_equals_peft():
     with torch.no_grad():
         mine.lora_A.copy_(peft_layer.lora_A["default"].weight)
         mine.lora_B.copy_(peft_layer.lora_B["default"].weight)
-    x = torch.randn(2, 7, TINY.text_width)
+    x = torch.randn(2, 7, TINY.model.text_width)
     torch.testing.assert_close(mine(x), peft_layer(x), atol=1e-6, rtol=1e-5)
     assert not torch.allclose(mine(x), peft_layer.base_layer(x))
 
@@ -169,7 +171,7 @@ def test_injecting_twice_is_refused():
 def test_cached_features_equal_fresh_and_a_new_layer_is_not_stale(tmp_path):
     parts = fresh_parts()
     scenes = shapes.generate("val", 10, seed=0)
-    from vgpt.tiny import pixel_tensor
+    from vgpt.world.vision import pixel_tensor
 
     items = [(f"s{i}", (lambda s=s: s.render())) for i, s in enumerate(scenes)]
     spec = features.FeatureSpec()
@@ -222,13 +224,13 @@ def test_bridge_for_another_base_is_refused(model, tmp_path):
 
 def test_seed_architecture_through_the_pipeline(seed_random):
     vision, lm = seed_random
-    parts = profiles.Components(SEED, None, None, vision, copy.deepcopy(lm))  # LoRA wraps in place
+    parts = loading.Components(SEED, None, None, vision, copy.deepcopy(lm))  # LoRA wraps in place
     model = VisionGPT2.from_parts(parts).eval()
     assert model.parameter_report()["lora"] == 589_824 and model.parameter_report()["projector"] == 787_200
     with torch.no_grad():
         feats = model.features(torch.randn(1, 3, 224, 224))
         assert feats.shape == (1, 257, 1024)
-        pre = model.visual_prefix(feats)
+        pre = model.visual_prefix(features=feats)
         assert pre.shape == (1, 257, 768)
         out = model(torch.tensor([[464, 3290, 50256]]), torch.ones(1, 3, dtype=torch.long), features=feats)
     assert out.logits.shape == (1, 260, 50257)
@@ -277,7 +279,7 @@ def test_bridge_for_another_vision_tower_is_refused(model, tmp_path):
 def test_bridge_folder_with_missing_files_is_a_clear_error(model, tmp_path):
     folder = model.save_bridge(tmp_path / "bridge")
     (folder / "projector.safetensors").unlink()
-    with pytest.raises(FileNotFoundError, match="projector.safetensors missing"):
+    with pytest.raises(BridgeMismatch, match="projector.safetensors missing"):
         VisionGPT2.load_bridge(folder, fresh_parts())
 
 
@@ -307,7 +309,7 @@ def test_tower_fingerprint_does_not_depend_on_where_the_model_lies(tmp_path):
 
     from vgpt.features import tower_fingerprint
 
-    here = profiles.TINY.vision_model
+    here = profiles.TINY.model.vision_model
     copy_ = shutil.copytree(here, tmp_path / "elsewhere" / "clip-vision")
     moved = CLIPVisionModel.from_pretrained(copy_, use_safetensors=True)
     original = CLIPVisionModel.from_pretrained(here, use_safetensors=True)

@@ -7,57 +7,65 @@ import time
 import pytest
 import torch
 
-from vgpt import profiles
-from vgpt.profiles import SEED, TINY, ProfileUnavailable
+from vgpt import loading, profiles
+from vgpt.profiles import SEED, TINY
+from vgpt.errors import UserError
+from vgpt.loading import ProfileUnavailable
 
 
 def test_seed_profile_is_the_original_recipe():
-    assert SEED.vision_model == "openai/clip-vit-large-patch14"
-    assert SEED.language_model == "gpt2"
-    assert (SEED.vision_width, SEED.text_width, SEED.visual_tokens) == (1024, 768, 257)
-    assert SEED.projector == "linear"
-    assert (SEED.lora_r, SEED.lora_alpha, SEED.lora_targets) == (16, 32, ("c_attn",))
-    assert (SEED.max_caption_tokens, SEED.lr, SEED.batch_size, SEED.epochs) == (40, 2e-4, 8, 3)
-    assert SEED.feature_layer == -1 and SEED.keep_cls and SEED.needs_hub
-    assert (SEED.lr_projector, SEED.schedule, SEED.warmup_steps, SEED.eval_beams) == (2e-4, "constant", 0, 1)
+    assert SEED.model.vision_model == "openai/clip-vit-large-patch14"
+    assert SEED.model.language_model == "gpt2"
+    assert (SEED.model.vision_width, SEED.model.text_width, SEED.model.visual_tokens) == (1024, 768, 257)
+    assert SEED.model.projector == "linear"
+    assert (SEED.model.lora_r, SEED.model.lora_alpha, SEED.model.lora_targets) == (16, 32, ("c_attn",))
+    assert (SEED.model.max_caption_tokens, SEED.train.lr_lora, SEED.train.batch_size, SEED.train.epochs) == (40, 2e-4, 8, 3)
+    assert SEED.model.features.layer == -1 and SEED.model.features.keep_cls and SEED.needs_hub
+    assert (SEED.train.lr_projector, SEED.train.schedule, SEED.train.warmup_steps, SEED.eval_beams) == (2e-4, "constant", 0, 1)
     from vgpt.train import TrainConfig
 
-    config = TrainConfig.from_profile(SEED)
+    config = SEED.train
     assert (config.lr_projector, config.lr_lora, config.batch_size, config.epochs) == (2e-4, 2e-4, 8, 3)
-    assert config.schedule == "constant" and config.max_caption_tokens == 40
+    assert config.schedule == "constant" and SEED.model.max_caption_tokens == 40
 
 
 def test_seed_plus_changes_only_what_it_says():
     from dataclasses import asdict
 
     plus = profiles.PROFILES["seed-plus"]
-    changed = {k for k, v in asdict(plus).items() if asdict(SEED)[k] != v}
-    assert changed == {"name", "feature_layer", "lr_projector", "schedule", "warmup_steps", "eval_beams", "notes"}
-    assert plus.lr_projector > plus.lr and plus.eval_beams > 1 and plus.schedule == "warmup_cosine"
-    assert plus.visual_tokens == 257 and plus.needs_hub
+    def flat(values, prefix=""):
+        for key, value in values.items():
+            yield from flat(value, f"{prefix}{key}.") if isinstance(value, dict) and key != "notes" else [(prefix + key, value)]
+
+    seed = dict(flat(asdict(SEED)))
+    changed = {k for k, v in flat(asdict(plus)) if seed[k] != v}
+    assert changed == {"name", "model.features.layer", "train.lr_projector", "train.schedule", "train.warmup_steps",
+                       "eval_beams", "notes"}
+    assert plus.train.lr_projector > plus.train.lr_lora and plus.eval_beams > 1 and plus.train.schedule == "warmup_cosine"
+    assert plus.model.visual_tokens == 257 and plus.needs_hub
 
 
 def test_resolve_profile_by_argument_env_and_auto(monkeypatch):
     monkeypatch.setenv("VGPT_PROFILE", "seed")
-    assert profiles.resolve_profile()[0] is SEED
-    assert profiles.resolve_profile("tiny")[0] is TINY
+    assert loading.resolve_profile()[0] is SEED
+    assert loading.resolve_profile("tiny")[0] is TINY
     monkeypatch.delenv("VGPT_PROFILE")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    profile, why = profiles.resolve_profile()
+    profile, why = loading.resolve_profile()
     assert profile is TINY and "no CUDA GPU" in why
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    profile, why = profiles.resolve_profile("auto")
+    profile, why = loading.resolve_profile("auto")
     assert profile is TINY and "HF_HUB_OFFLINE" in why
-    with pytest.raises(ValueError, match="unknown profile 'tyni'"):
-        profiles.resolve_profile("tyni")
+    with pytest.raises(UserError, match="unknown profile 'tyni'"):
+        loading.resolve_profile("tyni")
 
 
 def test_hub_check_answers_fast_when_closed(monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
     start = time.perf_counter()
-    ok, why = profiles.hub_reachable()
+    ok, why = loading.hub_reachable()
     assert not ok and "127.0.0.1:9" in why
     assert time.perf_counter() - start < 3
 
@@ -72,16 +80,16 @@ def test_seed_without_hub_fails_fast_and_clearly(monkeypatch, tmp_path, offline)
         monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     start = time.perf_counter()
     with pytest.raises(ProfileUnavailable) as err:
-        profiles.load_profile("seed", verbose=False)
+        loading.load_profile("seed", verbose=False)
     assert time.perf_counter() - start < 10
     message = str(err.value)
     assert "openai/clip-vit-large-patch14" in message and "--profile tiny" in message
 
 
 def test_missing_tiny_folder_is_a_clear_error(tmp_path):
-    broken = TINY.with_(vision_model=str(tmp_path / "nowhere"))
+    broken = TINY.with_(model=TINY.model.with_(vision_model=str(tmp_path / "nowhere")))
     with pytest.raises(ProfileUnavailable, match="nowhere.*build-tiny"):
-        profiles.load_profile(broken, verbose=False)
+        loading.load_profile(broken, verbose=False)
 
 
 def test_cli_profile_and_errors():

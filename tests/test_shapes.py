@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vgpt import shapes
+from vgpt.world import shapes
 
 
 def color_mask(image: Image.Image, color: str) -> np.ndarray:

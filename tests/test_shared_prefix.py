@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from vgpt import profiles
+from vgpt import loading, profiles
 from vgpt.model import VisionGPT2
 from vgpt.prefix import tokenize_captions
 from vgpt.shared_prefix import group_by_image, shared_prefix_forward
@@ -17,7 +17,7 @@ IMAGES = ["b", "a", "b", "c", "a", "b"]  # 3 images with 2, 3 and 1 captions, in
 def trained_looking_model():
     """The tiny model with LoRA B nonzero, so that every trainable tensor has a gradient."""
     torch.manual_seed(0)
-    model = VisionGPT2.from_parts(profiles.load_profile("tiny", verbose=False)).eval()
+    model = VisionGPT2.from_parts(loading.load_profile("tiny", verbose=False)).eval()
     for name, p in model.named_parameters():
         if "lora_B" in name:
             p.data.normal_(0, 0.02)
@@ -84,7 +84,7 @@ def test_training_with_and_without_sharing_takes_the_same_steps():
     for shared in (False, True):
         model = trained_looking_model()
         config = TrainConfig(epochs=2, batch_size=5, lr_projector=1e-3, lr_lora=1e-3, warmup_steps=2,
-                             max_caption_tokens=24, shared_prefix=shared)
+                             shared_prefix=shared)
         histories.append(train(model, data, config, progress=False)["step_loss"])
         weights.append(torch.cat([p.detach().flatten() for p in model.trainable_parameters()]))
     assert len(histories[0]) == 10
@@ -94,7 +94,7 @@ def test_training_with_and_without_sharing_takes_the_same_steps():
 
 def test_bench_runs_and_counts_less_work_for_each_lever():
     """The benchmark itself (on the tiny models, one repeat): every variant runs and is FLOP-counted."""
-    from vgpt.bench import run_bench
+    from vgpt.app.bench import run_bench
 
     lines = []
     figures = run_bench("tiny", images=2, gen_images=2, new_tokens=5, repeats=1, log=lines.append)

@@ -8,13 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from vgpt import profiles, shapes, tiny
-from vgpt.profiles import TINY, TINY_DIR
+from vgpt import loading, profiles
+from vgpt.world import build, language, probes, shapes, vision
+from vgpt.profiles import TINY
+from vgpt.paths import TINY_DIR
 
 
 @pytest.fixture(scope="module")
 def parts():
-    return profiles.load_profile("tiny", verbose=False)
+    return loading.load_profile("tiny", verbose=False)
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +27,7 @@ def manifest():
 def test_tiny_loads_offline_through_from_pretrained(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
-    p = profiles.load_profile("tiny", verbose=False)
+    p = loading.load_profile("tiny", verbose=False)
     assert type(p.language_model).__name__ == "GPT2LMHeadModel"
     assert type(p.vision).__name__ == "CLIPVisionModel"
     assert not p.vision.training and not any(x.requires_grad for x in p.vision.parameters())
@@ -34,18 +36,18 @@ def test_tiny_loads_offline_through_from_pretrained(monkeypatch):
 def test_shapes_of_the_tiny_profile(parts):
     image = shapes.generate("test", 1, seed=0)[0].render()
     px = parts.image_processor(images=[image], return_tensors="pt")["pixel_values"]
-    assert px.shape == (1, 3, TINY.image_size, TINY.image_size)
+    assert px.shape == (1, 3, TINY.model.image_size, TINY.model.image_size)
     with torch.no_grad():
         feats = parts.vision(pixel_values=px).last_hidden_state
-        assert feats.shape == (1, TINY.visual_tokens, TINY.vision_width)
-        logits = parts.language_model(inputs_embeds=torch.randn(1, 5, TINY.text_width)).logits
+        assert feats.shape == (1, TINY.model.visual_tokens, TINY.model.vision_width)
+        logits = parts.language_model(inputs_embeds=torch.randn(1, 5, TINY.model.text_width)).logits
     assert logits.shape == (1, 5, len(parts.tokenizer))
 
 
 def test_fast_pixel_path_equals_the_image_processor(parts):
     images = [s.render() for s in shapes.generate("val", 4, seed=0)]
     reference = parts.image_processor(images=images, return_tensors="pt")["pixel_values"]
-    torch.testing.assert_close(tiny.pixel_tensor(images), reference, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(vision.pixel_tensor(images), reference, atol=1e-5, rtol=1e-5)
 
 
 def test_tokenizer_has_end_of_text_and_round_trips(parts):
@@ -59,10 +61,10 @@ def test_tokenizer_has_end_of_text_and_round_trips(parts):
 
 
 def test_language_model_reaches_the_entropy_floor(parts, manifest):
-    floor = tiny.entropy_floor(parts.tokenizer)
-    loss = tiny.expected_lm_loss(parts.language_model, parts.tokenizer)
+    floor = language.entropy_floor(parts.tokenizer)
+    loss = language.expected_lm_loss(parts.language_model, parts.tokenizer)
     assert loss >= floor - 1e-6  # no model beats the entropy of its data (Gibbs)
-    assert loss / floor <= tiny.LM_GATE
+    assert loss / floor <= build.LM_GATE
     assert loss == pytest.approx(manifest["quality"]["lm_expected_loss"], abs=1e-3)
 
 
@@ -86,7 +88,7 @@ def test_language_model_knows_late_positions(parts):
             nll += torch.nn.functional.cross_entropy(logits, ids[0, len(context):], reduction="sum").item()
             count += len(target)
     assert ids.shape[1] > 40
-    assert nll / count < 1.1 * tiny.entropy_floor(tok)
+    assert nll / count < 1.1 * language.entropy_floor(tok)
 
 
 def test_language_model_writes_grammatical_captions(parts):
@@ -102,8 +104,8 @@ def test_language_model_writes_grammatical_captions(parts):
 
 def test_manifest_records_passed_gates_and_small_files(manifest):
     q = manifest["quality"]
-    assert q["gates_passed"] and q["lm_loss_over_floor"] <= tiny.LM_GATE
-    assert min(q["probe_accuracy"].values()) >= tiny.PROBE_GATE
+    assert q["gates_passed"] and q["lm_loss_over_floor"] <= build.LM_GATE
+    assert min(q["probe_accuracy"].values()) >= build.PROBE_GATE
     assert set(q["probe_accuracy"]) == {"count", "color1", "shape1", "size1", "position",
                                         "relation", "color2", "shape2", "size2"}
     assert manifest["bytes"] <= 10_000_000
@@ -120,7 +122,7 @@ def test_clip_eos_trap_is_refused():
             return 300
 
     with pytest.raises(ValueError, match="must not be 2"):
-        tiny.clip_config(FakeTokenizer(), tiny.TinyRecipe.fast())
+        vision.clip_config(FakeTokenizer(), build.TinyRecipe.fast())
 
 
 def test_contrastive_loss_treats_identical_captions_as_matches():
@@ -128,17 +130,17 @@ def test_contrastive_loss_treats_identical_captions_as_matches():
     tie = torch.tensor([[5.0, 5.0, -5.0], [5.0, 5.0, -5.0], [-5.0, -5.0, 5.0]])
     diagonal = torch.tensor([[5.0, -5.0, -5.0], [-5.0, 5.0, -5.0], [-5.0, -5.0, 5.0]])
     same, distinct = ["a", "a", "b"], ["a", "c", "b"]
-    assert tiny.contrastive_loss(tie, same) < tiny.contrastive_loss(diagonal, same)
-    assert tiny.contrastive_loss(diagonal, distinct) < tiny.contrastive_loss(tie, distinct)
+    assert vision.contrastive_loss(tie, same) < vision.contrastive_loss(diagonal, same)
+    assert vision.contrastive_loss(diagonal, distinct) < vision.contrastive_loss(tie, distinct)
 
 
 def test_linear_probe_separates_what_is_separable_and_nothing_else():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(600, 20, generator=g)
     y = (x[:, 3] > 0).long()
-    assert tiny.linear_probe(x[:400], y[:400], x[400:], y[400:], 2) > 0.97
+    assert probes.linear_probe(x[:400], y[:400], x[400:], y[400:], 2) > 0.97
     noise = torch.randint(0, 2, (600,), generator=g)
-    assert tiny.linear_probe(x[:400], noise[:400], x[400:], noise[400:], 2) < 0.65
+    assert probes.linear_probe(x[:400], noise[:400], x[400:], noise[400:], 2) < 0.65
 
 
 def test_build_tiny_fast_writes_loadable_models(tmp_path):
@@ -152,10 +154,10 @@ def test_build_tiny_fast_writes_loadable_models(tmp_path):
     lm = GPT2LMHeadModel.from_pretrained(out / "gpt2", use_safetensors=True)
     tower = CLIPVisionModel.from_pretrained(out / "clip-vision", use_safetensors=True)
     assert lm.config.vocab_size == len(tok) and lm.config.eos_token_id == tok.eos_token_id
-    feats = tower(pixel_values=tiny.pixel_tensor([shapes.generate("val", 1)[0].render()])).last_hidden_state
+    feats = tower(pixel_values=vision.pixel_tensor([shapes.generate("val", 1)[0].render()])).last_hidden_state
     assert feats.shape[1] == (64 // tower.config.patch_size) ** 2 + 1
     m = json.loads((out / "manifest.json").read_text())
-    assert m["recipe"]["lm_steps"] == tiny.TinyRecipe.fast().lm_steps
+    assert m["recipe"]["lm_steps"] == build.TinyRecipe.fast().lm_steps
     assert not (tmp_path / "tiny.partial").exists()
 
 
@@ -163,13 +165,13 @@ def test_failed_gates_replace_nothing(tmp_path):
     out = tmp_path / "tiny"
     out.mkdir()
     (out / "keep.txt").write_text("earlier build")
-    with pytest.raises(tiny.GateError, match="quality gates"):
-        tiny.build_tiny(out, tiny.TinyRecipe.fast(), enforce_gates=True, log=lambda _: None)
+    with pytest.raises(build.GateError, match="quality gates"):
+        build.build_tiny(out, build.TinyRecipe.fast(), enforce_gates=True, log=lambda _: None)
     assert (out / "keep.txt").read_text() == "earlier build"
 
 
 def test_check_reports_gates(tmp_path):
-    result = tiny.check_tiny(TINY_DIR, n_train=3000, n_test=300, log=lambda _: None)
-    assert result["lm_loss_over_floor"] <= tiny.LM_GATE
+    result = build.check_tiny(TINY_DIR, n_train=3000, n_test=300, log=lambda _: None)
+    assert result["lm_loss_over_floor"] <= build.LM_GATE
     assert set(result["probes"]) == set(result["compositional_probes"])
     assert np.mean(list(result["probes"].values())) > 0.9

@@ -6,15 +6,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from vgpt import features, profiles, shapes
+from vgpt import features, loading, profiles
+from vgpt.world import shapes
+from vgpt.errors import UserError
 from vgpt.model import VisionGPT2
-from vgpt.tiny import pixel_tensor
+from vgpt.world.vision import pixel_tensor
 from vgpt.train import CHECKPOINT, CaptionData, TrainConfig, epoch_order, train, validation_loss
 
 
 @pytest.fixture(scope="module")
 def data():
-    parts = profiles.load_profile("tiny", verbose=False)
+    parts = loading.load_profile("tiny", verbose=False)
     scenes = shapes.generate("train", 384, seed=0)
     feats = features.extract_features(parts.vision, pixel_tensor([s.render() for s in scenes]))
     index = {f"s{i}": i for i in range(len(scenes))}
@@ -25,11 +27,11 @@ def data():
 
 def fresh_model():
     torch.manual_seed(0)
-    return VisionGPT2.from_parts(profiles.load_profile("tiny", verbose=False))
+    return VisionGPT2.from_parts(loading.load_profile("tiny", verbose=False))
 
 
 CONFIG = TrainConfig(epochs=2, batch_size=32, lr_projector=2e-3, lr_lora=2e-3, warmup_steps=5,
-                     max_caption_tokens=24, seed=3)
+                     seed=3)
 
 
 def test_loss_falls_and_only_the_bridge_moves(data):
@@ -71,12 +73,12 @@ def test_interrupted_run_resumes_with_the_same_losses(data, tmp_path):
 
 
 def test_resume_without_a_checkpoint_is_a_clear_error(data, tmp_path):
-    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+    with pytest.raises(UserError, match="nothing to resume"):
         train(fresh_model(), data[0], CONFIG, run_dir=tmp_path, resume=True, progress=False)
 
 
 def test_gradient_accumulation_steps_once_per_group(data):
-    config = TrainConfig(**{**CONFIG.__dict__, "batch_size": 16, "grad_accum": 2})
+    config = CONFIG.with_(batch_size=16, grad_accum=2)
     steps = []
     history = train(fresh_model(), data[0], config, on_step=lambda step, loss: steps.append(step), progress=False)
     assert steps == list(range(1, 21))  # 320 pairs / (16 x 2) = 10 steps per epoch
@@ -104,8 +106,8 @@ def test_full_size_seed_model_takes_one_training_step_on_cpu(seed_random):
     import copy
 
     vision, lm = seed_random
-    tokenizer = profiles.gpt2_tokenizer(Path(__file__).parent / "fixtures" / "gpt2-bpe")  # GPT-2's own BPE
-    parts = profiles.Components(profiles.SEED, tokenizer, None, vision, copy.deepcopy(lm))
+    tokenizer = loading.gpt2_tokenizer(Path(__file__).parent / "fixtures" / "gpt2-bpe")  # GPT-2's own BPE
+    parts = loading.Components(profiles.SEED, tokenizer, None, vision, copy.deepcopy(lm))
     torch.manual_seed(0)
     model = VisionGPT2.from_parts(parts)
     shapes_seen = []
@@ -115,7 +117,7 @@ def test_full_size_seed_model_takes_one_training_step_on_cpu(seed_random):
         shapes_seen.append(tuple(feats.shape))
         return feats
 
-    config = TrainConfig.from_profile(profiles.SEED, epochs=1, batch_size=1)
+    config = profiles.SEED.train.with_(epochs=1, batch_size=1)
     bridge = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     history = train(model, CaptionData([("img", "a red circle left of a blue square")], from_pixels), config,
                     progress=False)
@@ -133,6 +135,6 @@ def test_compiled_training_takes_the_same_steps(data):
     small = CaptionData(data[0].pairs[:64], data[0].features)
     losses = []
     for compiled in (False, True):
-        config = TrainConfig(**{**CONFIG.__dict__, "epochs": 1, "compile": compiled})
+        config = CONFIG.with_(epochs=1, compile=compiled)
         losses.append(train(fresh_model(), small, config, progress=False)["step_loss"])
     assert losses[1] == pytest.approx(losses[0], rel=1e-4)

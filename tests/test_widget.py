@@ -6,10 +6,11 @@ import pytest
 import torch
 from PIL import Image
 
-from vgpt import notebook, shapes
+from vgpt.course import notebook
+from vgpt.world import shapes
 from vgpt.data import DataError
-from vgpt.profiles import load_profile
-from vgpt.widget import CaptionDemo, caption_with_attention, read_upload
+from vgpt.loading import load_profile
+from vgpt.course.widget import CaptionDemo, caption_with_attention, read_upload
 
 
 @pytest.fixture(scope="module")

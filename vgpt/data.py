@@ -32,8 +32,10 @@ from typing import IO
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .errors import UserError
 
-class DataError(ValueError):
+
+class DataError(UserError):
     """A data set cannot be read; the message names the file and the problem."""
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -28,17 +28,8 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .data import DataError
-
-
-@dataclass(frozen=True)
-class FeatureSpec:
-    layer: int = -1  # index into hidden_states: -1 last (the seed), -2 penultimate (LLaVA)
-    keep_cls: bool = True  # keep token 0, CLIP's CLS
-    layernorm: bool = False  # apply the tower's final LayerNorm to every token
-
-    @classmethod
-    def from_profile(cls, profile) -> "FeatureSpec":
-        return cls(profile.feature_layer, profile.keep_cls, profile.feature_layernorm)
+from .errors import UserError
+from .profiles import FeatureSpec
 
 
 @torch.no_grad()
@@ -97,7 +88,7 @@ def tower_fingerprint(vision) -> str:
     return h.hexdigest()[:16]
 
 
-class CacheError(RuntimeError):
+class CacheError(UserError):
     """A feature cache cannot be used or written; the message names the folder."""
 
 

@@ -4,7 +4,7 @@
 
 Two ways, which a test proves equal:
 
-- `greedy_with_cache`, written out by hand: run the prefix once, keep every
+- `greedy`, written out by hand: run the prefix once, keep every
   layer's keys and values (the KV cache), then feed one new token per step,
   so each step costs one position instead of the whole sequence again.
 - `generate_captions`, Hugging Face `generate(inputs_embeds=...)`, which adds
@@ -23,29 +23,22 @@ import warnings
 import torch
 
 
-@torch.no_grad()
-def visual_prefix_for(model, pixel_values: torch.Tensor | None = None,
-                      features: torch.Tensor | None = None) -> torch.Tensor:
-    """(B, N, Dt) prefix embeddings from pixels or cached features, without gradients."""
-    return model.prefix_for(pixel_values, features)
-
-
 def _cut_at_eos(rows: list[list[int]], eos: int) -> list[list[int]]:
     return [row[: row.index(eos) + 1] if eos in row else row for row in rows]
 
 
 @torch.no_grad()
-def greedy_with_cache(model, prefix: torch.Tensor, max_new_tokens: int, use_cache: bool = True) -> list[list[int]]:
+def greedy(model, prefix: torch.Tensor, max_new_tokens: int, kv_cache: bool = True) -> list[list[int]]:
     """The hand-written greedy loop: token ids per row, each ending at end-of-text (kept).
 
-    With `use_cache=False` every step re-runs the whole sequence: the same
+    With `kv_cache=False` every step re-runs the whole sequence: the same
     tokens, far more work.
     """
     lm, eos = model.lm, model.tokenizer.eos_token_id
     embed = lm.get_input_embeddings()
     sequence = prefix  # (B, N, Dt)
     mask = torch.ones(prefix.shape[:2], dtype=torch.long, device=prefix.device)
-    out = lm(inputs_embeds=sequence, attention_mask=mask, use_cache=use_cache)
+    out = lm(inputs_embeds=sequence, attention_mask=mask, use_cache=kv_cache)
     tokens, done = [], torch.zeros(prefix.shape[0], dtype=torch.bool, device=prefix.device)
     for _ in range(max_new_tokens):
         next_token = out.logits[:, -1].argmax(-1)  # (B,)
@@ -56,7 +49,7 @@ def greedy_with_cache(model, prefix: torch.Tensor, max_new_tokens: int, use_cach
             break
         step = embed(next_token)[:, None]  # (B, 1, Dt)
         mask = torch.cat([mask, mask[:, :1]], dim=1)  # (B, length so far)
-        if use_cache:  # only the new position runs; keys and values of the rest come from the cache
+        if kv_cache:  # only the new position runs; keys and values of the rest come from the cache
             out = lm(inputs_embeds=step, attention_mask=mask, cache=out.cache, use_cache=True)
         else:
             sequence = torch.cat([sequence, step], dim=1)
@@ -70,18 +63,23 @@ def generate_ids(model, prefix: torch.Tensor, max_new_tokens: int | None = None,
                  do_sample: bool = False, temperature: float = 1.0, top_k: int | None = None,
                  top_p: float | None = None, repetition_penalty: float = 1.0,
                  no_repeat_ngram_size: int = 0, seed: int | None = None) -> list[list[int]]:
-    """Hugging Face `generate` on a visual prefix: new token ids per row, cut after end-of-text."""
+    """Hugging Face `generate` on a visual prefix: new token ids per row, cut after end-of-text.
+
+    With a `seed`, sampling draws from a generator of its own: the caller's
+    global random state is left as it was.
+    """
     eos = model.tokenizer.eos_token_id
-    max_new_tokens = max_new_tokens or model.config.max_caption_tokens
-    if seed is not None:
-        torch.manual_seed(seed)
+    max_new_tokens = max_new_tokens or model.config.model.max_caption_tokens
     options = dict(max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=do_sample,
                    repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
                    eos_token_id=eos, pad_token_id=eos)
     if do_sample:
         options.update(temperature=temperature, top_k=top_k or 0, top_p=top_p if top_p is not None else 1.0)
     mask = torch.ones(prefix.shape[:2], dtype=torch.long, device=prefix.device)
-    with warnings.catch_warnings():
+    devices = [prefix.device] if prefix.device.type == "cuda" else []
+    with warnings.catch_warnings(), torch.random.fork_rng(devices=devices, enabled=seed is not None):
+        if seed is not None:
+            torch.manual_seed(seed)  # inside the fork: restored on the way out
         # "penalty applies only to new tokens": right here, the prompt is a picture
         warnings.filterwarnings("ignore", message=".*only to newly generated tokens.*")
         out = model.lm.generate(inputs_embeds=prefix, attention_mask=mask, **options)  # (B, new tokens)
@@ -106,8 +104,11 @@ def generate_captions(model, pixel_values: torch.Tensor | None = None, features:
     texts, ended = [], []
     for i in range(0, n, batch_size):
         part = slice(i, i + batch_size)
-        prefix = visual_prefix_for(model, None if pixel_values is None else pixel_values[part],
-                                   None if features is None else features[part])
+        with torch.no_grad():
+            prefix = model.visual_prefix(
+                pixel_values=None if pixel_values is None else pixel_values[part],
+                features=None if features is None else features[part],
+            )
         rows = generate_ids(model, prefix, **options)
         texts += decode(model, rows)
         ended += [bool(row) and row[-1] == eos for row in rows]

@@ -115,7 +115,7 @@ def _image_parts(where: str, batch) -> tuple[list, list]:
 
     column = batch.column("image")  # a chunked array: slices of the memory-mapped files, not copies
     if pa.types.is_struct(column.type):
-        parts = dict(zip([f.name for f in column.type], column.flatten()))  # parent nulls carried over
+        parts = dict(zip([f.name for f in column.type], column.flatten(), strict=True))  # parent nulls carried over
         data, paths = parts.get("bytes"), parts.get("path")
     elif pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
         data, paths = column, None
@@ -162,7 +162,7 @@ def _scan(source: str, tables: dict, rows: _Collector) -> tuple[str, list[dict]]
             names = batch.column(name_column).to_pylist() if name_column else paths
             splits = batch.column("split").to_pylist() if "split" in batch.column_names else [None] * len(sizes)
             texts = [batch.column(c).to_pylist() for c in caption_columns]
-            for i, (size, path) in enumerate(zip(sizes, paths)):
+            for i, (size, path) in enumerate(zip(sizes, paths, strict=True)):
                 where = f"{label} row {start + i}"
                 if size is None and not (path and Path(path).is_file()):
                     rows.skipped.append(f"{where}: no image" + (f" (no file at {path})" if path else ""))
@@ -170,7 +170,7 @@ def _scan(source: str, tables: dict, rows: _Collector) -> tuple[str, list[dict]]
                 if shape == "image" and caption_columns == ["caption"]:  # a list of captions per row
                     captions = [(f" caption[{k}]", c) for k, c in enumerate(texts[0][i] or [])]
                 elif shape == "image":
-                    captions = [(f" {column}", t[i]) for column, t in zip(caption_columns, texts)]
+                    captions = [(f" {column}", t[i]) for column, t in zip(caption_columns, texts, strict=True)]
                 else:
                     captions = [("", texts[0][i])]
                 found.append(

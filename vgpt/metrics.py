@@ -13,7 +13,7 @@ import math
 import re
 from collections import Counter
 
-from . import shapes
+from .world import shapes
 
 
 def tokenize(text: str) -> list[str]:

@@ -37,11 +37,11 @@ def shared_prefix_forward(model, input_ids: torch.Tensor, text_mask: torch.Tenso
     """Captions (B, T) with their mask, `owner` (B,) indexing the I images of `pixel_values` or
     `features` (I, ...). Returns the language model's output over [slot N-1 | caption]: `.logits`
     (B, 1 + T, V) and `.loss`, which equals `model(input_ids, text_mask, features=features[owner]).loss`."""
-    prefix = model.prefix_for(pixel_values, features)  # (I, N, Dt)
+    prefix = model.visual_prefix(pixel_values=pixel_values, features=features)  # (I, N, Dt)
     owner = owner.to(prefix.device)
     body = model.lm.get_base_model().transformer  # GPT-2 without its head; the LoRA layers are inside
-    head = body(inputs_embeds=prefix[:, :-1], use_cache=True)  # one pass per image, no logits
-    cache = head.cache
+    prefix_pass = body(inputs_embeds=prefix[:, :-1], use_cache=True)  # one pass per image, no logits
+    cache = prefix_pass.cache
     cache.reorder_cache(owner)  # rows (I) -> (B): each caption gets its image's keys and values
     embeds = torch.cat([prefix[owner, -1:], model.token_embeddings(input_ids).to(prefix.dtype)], dim=1)
     mask = joint_attention_mask(text_mask, prefix.shape[1])  # (B, N + T): the cached slots count too

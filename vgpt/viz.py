@@ -15,8 +15,9 @@ def _plt():
     return plt
 
 
-def loss_curve(history: dict, path: str | Path | None = None, smooth: int = 20):
-    """Training loss per step (raw and smoothed) and validation loss per epoch."""
+def loss_curve(history: dict, path: str | Path | None = None, smooth: int = 20, floor: float | None = None):
+    """Training loss per step (raw and smoothed) and validation loss per epoch; `floor`, where given,
+    is the blind floor (`course.notebook.blind_floor`): the loss of a captioner that ignores the image."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     losses = history["step_loss"]
@@ -28,6 +29,8 @@ def loss_curve(history: dict, path: str | Path | None = None, smooth: int = 20):
     if epochs:
         ax.plot([e["step"] for e in epochs], [e["val_loss"] for e in epochs], "o-", color="tab:orange",
                 label="validation (epoch)")
+    if floor is not None:
+        ax.axhline(floor, color="gray", ls="--", lw=1, label=f"blind floor (no image): {floor:.3f}")
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss (nats / caption token)")
     ax.legend()
@@ -95,3 +98,53 @@ def _wrap(text: str, width: int = 34) -> str:
         else:
             line = f"{line} {word}".strip()
     return "\n".join(lines + [line])
+
+
+_KIND_COLORS = {"data": "#ffffff", "frozen": "#c9d6e8", "trained": "#f6c28b", "rule": "#e4e4e4"}
+
+
+def pipeline_diagram(highlight: int | None = None, title: str | None = None):
+    """The whole pipeline, left to right, frozen and trained parts coloured apart; the blocks of
+    notebook `highlight` get a thick red outline."""
+    from matplotlib.patches import FancyBboxPatch, Patch
+
+    from .course.pipeline import NOTEBOOKS, PIPELINE
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(13, 2.6))
+    width, gap = 1.25, 0.35
+    for i, block in enumerate(PIPELINE):
+        x = i * (width + gap)
+        lit = highlight is not None and highlight in block.notebooks
+        style = dict(boxstyle="round,pad=0.05", linewidth=3 if lit else 1, edgecolor="red" if lit else "black")
+        if block.kind == "frozen+trained":  # GPT-2 frozen, LoRA inside it trained: two colours
+            ax.add_patch(FancyBboxPatch((x, 0.0), width, 0.55, facecolor=_KIND_COLORS["frozen"], **style))
+            ax.add_patch(FancyBboxPatch((x, 0.55), width, 0.45, facecolor=_KIND_COLORS["trained"], **style))
+            label, y, size = block.label.replace("\n+ ", " + "), 0.0, 8.5
+            for text, y in (("LoRA", 0.77), (label.split(" + ")[0], 0.27)):
+                ax.text(x + width / 2, y, text, ha="center", va="center", fontsize=size,
+                        fontweight="bold" if lit else "normal")  # fmt: skip
+        else:
+            ax.add_patch(FancyBboxPatch((x, 0.0), width, 1.0, facecolor=_KIND_COLORS[block.kind], **style))
+            ax.text(x + width / 2, 0.5, block.label, ha="center", va="center", fontsize=8.5,
+                    fontweight="bold" if lit else "normal")  # fmt: skip
+        if i < len(PIPELINE) - 1:
+            ax.annotate("", xy=(x + width + gap, 0.5), xytext=(x + width, 0.5),
+                        arrowprops=dict(arrowstyle="->", lw=1.2))  # fmt: skip
+    legend = [
+        Patch(facecolor=_KIND_COLORS["frozen"], edgecolor="black", label="frozen (pretrained, never updated)"),
+        Patch(facecolor=_KIND_COLORS["trained"], edgecolor="black", label="trained (the bridge)"),
+        Patch(facecolor=_KIND_COLORS["data"], edgecolor="black", label="data / tensors"),
+        Patch(facecolor=_KIND_COLORS["rule"], edgecolor="black", label="a rule (no weights)"),
+    ]
+    if highlight is not None:
+        legend.append(Patch(facecolor="none", edgecolor="red", linewidth=3, label=f"notebook {highlight:02d}"))
+    ax.legend(handles=legend, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=len(legend), fontsize=8,
+              frameon=False)  # fmt: skip
+    ax.set_xlim(-0.1, len(PIPELINE) * (width + gap) - gap + 0.1)
+    ax.set_ylim(-0.45, 1.1)
+    ax.axis("off")
+    name = NOTEBOOKS.get(highlight, "") if highlight is not None else ""
+    ax.set_title(title or (f"The pipeline; this notebook ({highlight:02d}, {name}) in red" if name else "The pipeline"))
+    fig.tight_layout()
+    return fig

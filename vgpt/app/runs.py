@@ -14,16 +14,20 @@ from pathlib import Path
 
 import torch
 
-from . import features, generate, metrics, viz
-from .data import DataError, load_captions, open_image
-from .model import BRIDGE_CONFIG, VisionGPT2
-from .profiles import PROFILES, load_profile
-from .train import CaptionData, TrainConfig, train, uses_shared_prefix
+from .. import features, generate, metrics, viz
+from ..data import DataError, load_captions, open_image
+from ..errors import UserError
+from ..bridge import BRIDGE_CONFIG
+from ..model import VisionGPT2
+from ..loading import load_profile
+from ..paths import repo_relative
+from ..profiles import PROFILES
+from ..train import CaptionData, TrainConfig, train, uses_shared_prefix
 
 
 def data_label(data: str | Path) -> str:
     """A data source as a run records it: the full path of a folder or file, a Hub id as it is."""
-    return str(Path(data).resolve()) if Path(data).exists() else str(data)
+    return repo_relative(str(Path(data).resolve())) if Path(data).exists() else str(data)
 
 
 def folder_features(parts, data: str | Path, cache_root: str | Path, log=print):
@@ -35,7 +39,7 @@ def folder_features(parts, data: str | Path, cache_root: str | Path, log=print):
     items = [(r.image_id, r.open) for r in found.records]
     cache = features.build_cache(parts.vision, items, features.processor_pixels(parts.image_processor),
                                  Path(cache_root) / Path(data).resolve().name,
-                                 features.FeatureSpec.from_profile(parts.profile), parts.profile.image_size)
+                                 parts.profile.model.features, parts.profile.model.image_size)
     if cache.unreadable:
         found.records = [r for r in found.records if r.image_id not in cache.unreadable]
         found.skipped += [f"{reason} (left out)" for reason in cache.unreadable.values()]
@@ -57,7 +61,7 @@ def train_folder(profile: str, data: str | Path, out: str | Path, cache_root: st
     model = VisionGPT2.from_parts(parts)
     if not resume:
         model.calibrate_projector(cache.get([r.image_id for r in train_recs[:256]]).float())
-    config = TrainConfig.from_profile(parts.profile, **changes)
+    config = parts.profile.train.with_(**changes)
     shared = uses_shared_prefix(CaptionData(pairs(train_recs), source), config)
     log(f"training on {len(train_recs)} images ({len(pairs(train_recs))} captions), "
         f"validating on {len(val_recs)}; {'one prefix pass per image' if shared else 'one caption per sequence'}")
@@ -99,7 +103,7 @@ def load_run(run: str | Path):
     run = Path(run)
     bridge = run / "bridge" if (run / "bridge" / BRIDGE_CONFIG).is_file() else run
     if not (bridge / BRIDGE_CONFIG).is_file():
-        raise FileNotFoundError(f"{run}: no trained bridge here (bridge/{BRIDGE_CONFIG} missing)")
+        raise UserError(f"{run}: no trained bridge here (bridge/{BRIDGE_CONFIG} missing)")
     name = json.loads((bridge / BRIDGE_CONFIG).read_text())["profile"]
     if name not in PROFILES:
         raise DataError(f"{bridge / BRIDGE_CONFIG}: unknown profile {name!r}")

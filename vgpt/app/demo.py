@@ -14,19 +14,22 @@ from pathlib import Path
 
 import torch
 
-from . import features, generate, metrics, shapes, viz
-from .model import VisionGPT2
-from .profiles import TINY, load_profile
-from .train import CaptionData, TrainConfig, train
+from .. import features, generate, metrics, viz
+from ..world import shapes
+from ..model import VisionGPT2
+from ..loading import load_profile
+from ..paths import repo_relative
+from ..profiles import TINY
+from ..train import CaptionData, TrainConfig, train
 
 
 def shapes_features(parts, split: str, n: int, seed: int, cache_root: Path):
     """Scenes of one split and a feature lookup backed by the on-disk cache."""
     scenes = shapes.generate(split, n, seed=seed)
-    items = [(f"{split}-{seed}-{i}", (lambda s=s: s.render(TINY.image_size))) for i, s in enumerate(scenes)]
+    items = [(f"{split}-{seed}-{i}", (lambda s=s: s.render(TINY.model.image_size))) for i, s in enumerate(scenes)]
     cache = features.build_cache(parts.vision, items, features.processor_pixels(parts.image_processor),
                                  cache_root / f"shapes-{split}-{n}-{seed}",
-                                 features.FeatureSpec.from_profile(parts.profile), parts.profile.image_size,
+                                 parts.profile.model.features, parts.profile.model.image_size,
                                  batch_size=256)
     return scenes, [i for i, _ in items], cache
 
@@ -39,7 +42,7 @@ def run_demo(run_dir: str | Path = "runs/demo", n_train: int = 20_000, n_eval: i
     run_dir.mkdir(parents=True, exist_ok=True)
     parts = load_profile(TINY, verbose=False)
     profile = parts.profile
-    log(f"profile tiny: {profile.vision_model} + {profile.language_model}")
+    log(f"profile tiny: {repo_relative(profile.model.vision_model)} + {repo_relative(profile.model.language_model)}")
 
     splits = {name: shapes_features(parts, name, n, seed, cache_root)
               for name, n in (("train", n_train), ("val", n_eval), ("test", n_eval), ("compositional", n_eval))}
@@ -54,7 +57,7 @@ def run_demo(run_dir: str | Path = "runs/demo", n_train: int = 20_000, n_eval: i
     report = model.parameter_report()
     log(f"trainable {report['trainable']:,} of {report['total']:,} parameters "
         f"(projector {report['projector']:,}, LoRA {report['lora']:,})")
-    config = TrainConfig.from_profile(profile, seed=seed, **({"epochs": epochs} if epochs else {}))
+    config = profile.train.with_(seed=seed, **({"epochs": epochs} if epochs else {}))
     val_scenes, val_ids, val_cache = splits["val"]
 
     def val_captions(epoch, record):  # caption metrics each epoch, on the val split

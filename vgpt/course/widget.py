@@ -13,9 +13,9 @@ from contextlib import contextmanager
 
 import torch
 
-from .data import DataError, open_image
-from .generate import decode, generate_ids, visual_prefix_for
-from .prefix import concat_prefix
+from ..data import DataError, open_image
+from ..generate import decode, generate_ids
+from ..prefix import concat_prefix
 
 MAX_UPLOAD_BYTES = 20 * 2**20
 
@@ -45,13 +45,13 @@ def eager_attention(lm):
 @torch.no_grad()
 def caption_with_attention(model, pixel_values: torch.Tensor, **options):
     """One image (1, 3, H, W) -> (caption, its tokens as text, attention maps (T, grid, grid))."""
-    prefix = visual_prefix_for(model, pixel_values=pixel_values)  # (1, N, Dt)
+    prefix = model.visual_prefix(pixel_values=pixel_values)  # (1, N, Dt)
     row = generate_ids(model, prefix, **options)[0]  # new token ids, end-of-text included
     ids = torch.tensor([row], device=prefix.device)
     with eager_attention(model.lm):
         out = model.lm(inputs_embeds=concat_prefix(prefix, model.token_embeddings(ids)), output_attentions=True)
     attention = torch.stack(out.attentions).mean(dim=(0, 2))[0].float().cpu()  # (L, L): layers and heads averaged
-    n, first = prefix.shape[1], int(model.config.keep_cls)  # patches start after CLS
+    n, first = prefix.shape[1], int(model.config.model.features.keep_cls)  # patches start after CLS
     grid = int(round((n - first) ** 0.5))
     choosing = [n - 1 + j for j in range(len(row))]  # position whose output chose token j
     maps = attention[choosing, first:n]  # (T, P)
@@ -66,7 +66,7 @@ class CaptionDemo:
     def __init__(self, model, image_processor, examples: dict):
         import ipywidgets as w
 
-        from .features import processor_pixels
+        from ..features import processor_pixels
 
         self.model, self.to_pixels, self.examples = model, processor_pixels(image_processor), examples
         self.uploaded = None
@@ -114,7 +114,7 @@ class CaptionDemo:
         """Caption the current image and draw its attention maps in the widget; returns the caption."""
         from IPython.display import display
 
-        from . import viz
+        from .. import viz
 
         image = self.uploaded if self.uploaded is not None else self.examples[self.choice.value]
         device = next(self.model.projector.parameters()).device

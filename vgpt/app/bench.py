@@ -23,10 +23,11 @@ from types import SimpleNamespace
 import torch
 from torch.utils import flop_counter
 
-from .device import autocast, autocast_dtype, pick_device
-from .generate import greedy_with_cache
-from .model import BridgeConfig, VisionGPT2
-from .shared_prefix import caption_forward
+from ..device import autocast, autocast_dtype, pick_device
+from ..generate import greedy
+from ..bridge import BridgeConfig
+from ..model import VisionGPT2
+from ..shared_prefix import caption_forward
 
 
 @dataclass
@@ -96,7 +97,8 @@ def measure(name: str, run, repeats: int, warmup=None, device=None) -> Timing:
 
 def bench_models(profile: str = "seed"):
     """(model, profile): the seed's architectures with random weights, or the tiny models."""
-    from .profiles import SEED, TINY, build_seed_random, load_profile
+    from ..loading import build_seed_random, load_profile
+    from ..profiles import SEED, TINY
 
     if profile == "seed":
         vision, lm = build_seed_random()
@@ -121,7 +123,7 @@ def caption_batch(images: int, per_image: int, vocab: int, seed: int = 0):
 
 def training_timings(model, profile, images: int, captions: int, repeats: int, device) -> list[Timing]:
     dtype = autocast_dtype(device)
-    size = profile.image_size
+    size = profile.model.image_size
     pixels = torch.randn(images, 3, size, size, generator=torch.Generator().manual_seed(1)).to(device)
     ids, mask, owner = caption_batch(images, captions, model.config.vocab_size)
     ids, mask, owner = ids.to(device), mask.to(device), owner.to(device)
@@ -151,14 +153,14 @@ def generation_timings(model, images: int, new_tokens: int, repeats: int, device
     size = model.vision.config.image_size
     pixels = torch.randn(images, 3, size, size, generator=torch.Generator().manual_seed(2)).to(device)
     with torch.no_grad():
-        prefix = model.prefix_for(pixels)
+        prefix = model.visual_prefix(pixel_values=pixels)
     produced = {}
 
     def variant(batched: bool, cache: bool, tokens: int):
         def run():
             with autocast(device, dtype):
-                rows = ([greedy_with_cache(model, prefix, tokens, use_cache=cache)] if batched else
-                        [greedy_with_cache(model, prefix[i:i + 1], tokens, use_cache=cache) for i in range(images)])
+                rows = ([greedy(model, prefix, tokens, kv_cache=cache)] if batched else
+                        [greedy(model, prefix[i:i + 1], tokens, kv_cache=cache) for i in range(images)])
             produced[(batched, cache)] = sum(len(r) for part in rows for r in part)
         return run
 
@@ -183,7 +185,7 @@ def memory_estimate(model, profile, device, captions: int = 5, batch_sizes=(8, 1
     dtype = autocast_dtype(device) or torch.bfloat16
     ids, mask, owner = caption_batch(1, captions, model.config.vocab_size, seed=3)
     ids, mask, owner = ids.to(device), mask.to(device), owner.to(device)
-    features = torch.randn(1, profile.visual_tokens, profile.vision_width, device=device)
+    features = torch.randn(1, profile.model.visual_tokens, profile.model.vision_width, device=device)
     model.train()
     per_caption = {}
     for name, shared in (("(b) cached features", False), ("(c) cached + shared prefix", True)):

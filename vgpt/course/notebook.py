@@ -12,7 +12,7 @@ import functools
 import os
 from pathlib import Path
 
-from .profiles import REPO_ROOT, TINY_DIR, repo_relative
+from ..paths import REPO_ROOT, TINY_DIR, repo_relative
 
 RUNS = REPO_ROOT / "runs" / "notebooks"  # one folder per profile below it: see `run_folder`
 SEED_DATA = "ariG23498/flickr8k"  # the seed recipe's Flickr8k on the Hugging Face Hub, one caption per row
@@ -28,6 +28,41 @@ def run_folder(profile) -> Path:
 where = repo_relative  # a path as a reader should see it: relative to the repository when inside it
 
 
+def fresh_model(parts, seed: int = 0):
+    """A new `VisionGPT2` on a fresh copy of the frozen GPT-2, so that a cell that builds a model can
+    be run again: LoRA is injected into the copy, never twice into the model `parts` holds.
+
+    The vision tower is shared (it is never changed); GPT-2 is copied (0.5 GB on seed).
+    """
+    import copy
+
+    import torch
+
+    from ..bridge import BridgeConfig
+    from ..model import VisionGPT2
+
+    lm = copy.deepcopy(parts.language_model)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        config = BridgeConfig.for_models(parts.profile, parts.vision, lm)
+        return VisionGPT2(parts.vision, lm, config, parts.tokenizer)
+
+
+def blind_floor(parts) -> float | None:
+    """The least loss per caption token a captioner that ignores the image can reach (nats).
+
+    On `tiny` it is exact: the entropy of Shapes World's caption language per
+    predicted token (end-of-text included). A model whose loss sits there has
+    learned the language but reads nothing from the picture. On Flickr8k no
+    exact figure exists: None.
+    """
+    if parts.profile.data != "shapes":
+        return None
+    from ..world.language import entropy_floor
+
+    return entropy_floor(parts.tokenizer)
+
+
 def sample_photo():
     """A real photograph that ships with matplotlib (public domain): Grace Hopper."""
     from matplotlib import cbook
@@ -40,10 +75,10 @@ def sample_photo():
 def eval_set(profile, split: str = "test", n: int = 300, seed: int = 0) -> tuple[list, list[list[str]], list | None]:
     """n images of a split, all reference captions of each, and the Shapes World scenes (None on Flickr8k)."""
     if profile.data == "shapes":
-        from . import shapes
+        from ..world import shapes
 
         scenes = shapes.generate(split, n, seed=seed)
-        return [s.render(profile.image_size) for s in scenes], [[s.caption] for s in scenes], scenes
+        return [s.render(profile.model.image_size) for s in scenes], [[s.caption] for s in scenes], scenes
     records = caption_data().split(split)[:n]
     return [r.open() for r in records], [r.captions for r in records], None
 
@@ -56,7 +91,7 @@ def caption_data(source: str | None = None):
 
 @functools.cache
 def _load_once(source: str):
-    from .data import load_captions
+    from ..data import load_captions
 
     found = load_captions(source)
     print(f"{where(source)}: {found.describe()}")
@@ -74,7 +109,7 @@ def examples(profile, n: int = 8, split: str = "test", seed: int = 0) -> tuple[l
 def load_trained(parts, mine: bool | None = None):
     """A trained captioner: the bridge notebook 06 wrote (`mine=True`, the default off `tiny`), or on
     `tiny` the shipped one, trained by the full `python -m vgpt demo` run (the default there)."""
-    from .model import VisionGPT2
+    from ..model import VisionGPT2
 
     own = run_folder(parts.profile) / "06" / "bridge"
     if mine is None:

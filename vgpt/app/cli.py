@@ -11,17 +11,16 @@ import json
 import sys
 from pathlib import Path
 
-from .profiles import TINY_DIR, ProfileUnavailable
-from .features import CacheError
-from .tiny import GateError
+from ..errors import UserError
+from ..paths import TINY_DIR, repo_relative
 
 
-class UsageError(Exception):
-    """A problem the user can fix; printed as one line."""
+class UsageError(UserError):
+    """A command-line argument names something that is not there."""
 
 
 def _build_tiny(args) -> int:
-    from . import tiny
+    from ..world import build as tiny
 
     if args.check:
         if not (args.out / "manifest.json").is_file():
@@ -36,15 +35,24 @@ def _build_tiny(args) -> int:
     return 0
 
 
+def _flat(values: dict, prefix: str = ""):
+    """Nested settings as (dotted name, value) pairs, paths inside the repository made relative."""
+    for key, value in values.items():
+        if isinstance(value, dict) and key != "notes":
+            yield from _flat(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", repo_relative(value) if isinstance(value, str) else value
+
+
 def _profile(args) -> int:
     from dataclasses import asdict
 
-    from .profiles import resolve_profile
+    from ..loading import resolve_profile
 
     profile, reason = resolve_profile(args.name)
     print(f"profile: {profile.name} ({reason})")
-    for key, value in asdict(profile).items():
-        print(f"  {key:<20} {value}")
+    for key, value in _flat(asdict(profile)):
+        print(f"  {key:<28} {value}")
     return 0
 
 
@@ -72,7 +80,7 @@ def _need(path: Path, what: str) -> Path:
 
 def _need_data(source: str) -> str:
     """A caption source: a path that exists here, or an owner/name that may be a Hugging Face Hub id."""
-    from .hf_data import hf_source_kind
+    from ..hf_data import hf_source_kind
 
     if not Path(source).exists() and hf_source_kind(source) != "hub":
         raise UsageError(f"data folder {source} does not exist (nor is it a Hugging Face Hub id, owner/name)")
@@ -100,7 +108,7 @@ def _train(args) -> int:
 
 
 def _extract(args) -> int:
-    from .profiles import load_profile
+    from ..loading import load_profile
     from .runs import folder_features
 
     found, cache = folder_features(load_profile(args.profile), _need_data(args.data), args.cache)
@@ -236,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (UsageError, ProfileUnavailable, ValueError, FileNotFoundError, GateError, CacheError) as err:
+    except UserError as err:
         print(f"vgpt {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
