@@ -3,7 +3,9 @@
 On the `tiny` profile the examples are Shapes World scenes; on `seed` they are
 Flickr8k photos from `DATA`: the `VGPT_DATA` variable (a Flickr8k folder, or a
 Hugging Face dataset), else the seed recipe's Hugging Face dataset
-`ariG23498/flickr8k`, downloaded and cached on first use.
+`ariG23498/flickr8k`, downloaded and cached on first use. The notebooks write
+below `RUNS` (the `VGPT_RUNS` variable, else `runs/notebooks/` in the
+repository).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from pathlib import Path
 
 from ..paths import REPO_ROOT, TINY_DIR, repo_relative
 
-RUNS = REPO_ROOT / "runs" / "notebooks"  # one folder per profile below it: see `run_folder`
+# one folder per profile below it (see `run_folder`); the grader points VGPT_RUNS into each run's own folder
+RUNS = Path(os.environ.get("VGPT_RUNS") or REPO_ROOT / "runs" / "notebooks")
 SEED_DATA = "ariG23498/flickr8k"  # the seed recipe's Flickr8k on the Hugging Face Hub, one caption per row
 DATA = os.environ.get("VGPT_DATA") or SEED_DATA
 SHIPPED_BRIDGE = TINY_DIR / "bridge"  # made by `python -m vgpt demo`, for notebooks 07 and 08
