@@ -1,13 +1,16 @@
 """What the notebooks share that is not a stage: example images, where runs go, the trained bridge.
 
 On the `tiny` profile the examples are Shapes World scenes; on `seed` they are
-Flickr8k photos from `DATA` (the `VGPT_DATA` variable, else `/content/flickr8k`,
-where notebook 00's Colab cell unpacks it). The notebooks write below `RUNS`
-(the `VGPT_RUNS` variable, else `runs/notebooks/` in the repository).
+Flickr8k photos from `DATA`: the `VGPT_DATA` variable (a Flickr8k folder, or a
+Hugging Face dataset), else the seed recipe's Hugging Face dataset
+`ariG23498/flickr8k`, downloaded and cached on first use. The notebooks write
+below `RUNS` (the `VGPT_RUNS` variable, else `runs/notebooks/` in the
+repository).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -15,7 +18,8 @@ from ..paths import REPO_ROOT, TINY_DIR, repo_relative
 
 # one folder per profile below it (see `run_folder`); the grader points VGPT_RUNS into each run's own folder
 RUNS = Path(os.environ.get("VGPT_RUNS") or REPO_ROOT / "runs" / "notebooks")
-DATA = Path(os.environ.get("VGPT_DATA", "/content/flickr8k"))
+SEED_DATA = "ariG23498/flickr8k"  # the seed recipe's Flickr8k on the Hugging Face Hub, one caption per row
+DATA = os.environ.get("VGPT_DATA") or SEED_DATA
 SHIPPED_BRIDGE = TINY_DIR / "bridge"  # made by `python -m vgpt demo`, for notebooks 07 and 08
 
 
@@ -78,12 +82,25 @@ def eval_set(profile, split: str = "test", n: int = 300, seed: int = 0) -> tuple
 
         scenes = shapes.generate(split, n, seed=seed)
         return [s.render(profile.model.image_size) for s in scenes], [[s.caption] for s in scenes], scenes
-    from ..data import load_captions, open_image
+    records = caption_data().split(split)[:n]
+    return [r.open() for r in records], [r.captions for r in records], None
 
-    if not DATA.is_dir():
-        raise FileNotFoundError(f"no Flickr8k at {DATA}: run notebook 00's download cell, or set VGPT_DATA")
-    records = load_captions(DATA).split(split)[:n]
-    return [open_image(r.image) for r in records], [r.captions for r in records], None
+
+def caption_data(source: str | None = None):
+    """The seed's captions (`data.Captions` of `DATA`, or of `source`), loaded once per kernel,
+    saying what was found: the layout, how captions were grouped, where the split comes from."""
+    return _load_once(str(source or DATA))
+
+
+@functools.cache
+def _load_once(source: str):
+    from ..data import load_captions
+
+    found = load_captions(source)
+    print(f"{where(source)}: {found.describe()}")
+    if found.skipped:
+        print(f"skipped {len(found.skipped)} rows; first: {found.skipped[0]}")
+    return found
 
 
 def examples(profile, n: int = 8, split: str = "test", seed: int = 0) -> tuple[list, list[str]]:
