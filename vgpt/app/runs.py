@@ -15,6 +15,7 @@ import torch
 
 from .. import distributed, features, generate, metrics, viz
 from ..data import DataError, load_captions, open_image
+from ..device import pick_device
 from ..errors import UserError
 from ..bridge import BRIDGE_CONFIG
 from ..model import VisionGPT2
@@ -33,7 +34,8 @@ def folder_features(parts, data: str | Path, cache_root: str | Path, log=print):
     items = [(r.image_id, (lambda p=r.image: open_image(p))) for r in found.records]
     cache = features.build_cache(parts.vision, items, features.processor_pixels(parts.image_processor),
                                  Path(cache_root) / Path(data).resolve().name,
-                                 parts.profile.model.features, parts.profile.model.image_size)
+                                 parts.profile.model.features, parts.profile.model.image_size,
+                                 device=distributed.device_for_rank(pick_device()))
     if cache.unreadable:
         found.records = [r for r in found.records if r.image_id not in cache.unreadable]
         found.skipped += [f"{reason} (left out)" for reason in cache.unreadable.values()]
