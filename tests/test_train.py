@@ -1,6 +1,7 @@
 """Stage 06: the loss falls, only the bridge moves, and an interrupted run resumes exactly."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -159,7 +160,7 @@ def test_full_size_seed_model_takes_one_training_step_on_cpu(seed_random):
     import copy
 
     vision, lm = seed_random
-    tokenizer = loading.load_profile("tiny", verbose=False).tokenizer  # ids fit GPT-2's vocabulary
+    tokenizer = loading.gpt2_tokenizer(Path(__file__).parent / "fixtures" / "gpt2-bpe")  # GPT-2's own BPE
     parts = loading.Components(profiles.SEED, tokenizer, None, vision, copy.deepcopy(lm))
     torch.manual_seed(0)
     model = VisionGPT2.from_parts(parts)

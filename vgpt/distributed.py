@@ -78,8 +78,8 @@ def shard(chunk: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], bool]:
     cuts = [0]
     for r in range(1, n):  # the boundary nearest to an even split
         target = r * len(chunk) / n
-        later = [s for s in starts if s >= cuts[-1]] or [len(chunk)]
-        cuts.append(min(later, key=lambda s: abs(s - target)))
+        later = [s for s in [*starts, len(chunk)] if s >= cuts[-1]]
+        cuts.append(min(later, key=lambda s: (abs(s - target), -s)))  # a tie goes to the earlier rank
     cuts.append(len(chunk))
     part = list(chunk[cuts[rank()] : cuts[rank() + 1]])
     return (part, True) if part else (list(chunk[:1]), False)

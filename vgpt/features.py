@@ -146,6 +146,19 @@ def _open_all(chunk, image_size: int, unreadable: dict[str, str]) -> list:
     return opened
 
 
+class _Done:
+    def __init__(self, value):
+        self.value = value
+
+    def result(self):
+        return self.value
+
+
+def _now(fn, *args):
+    """`pool.submit`'s shape, run at once on this thread (no prefetch)."""
+    return _Done(fn(*args))
+
+
 def _feature_shape(vision, to_pixels, spec: FeatureSpec, image_size: int, device, dtype) -> tuple[int, ...]:
     """(N, Dv) for this tower and spec, from one black image."""
     with autocast(device, dtype):
@@ -154,7 +167,7 @@ def _feature_shape(vision, to_pixels, spec: FeatureSpec, image_size: int, device
 
 
 def _write_cache(vision, images, to_pixels, work: Path, spec: FeatureSpec, batch_size: int, device,
-                 image_size: int, dtype) -> dict[str, str]:
+                 image_size: int, dtype, prefetch: bool = True) -> dict[str, str]:
     """Fill work/features.npy, this rank's batches only; returns the unreadable images of all ranks.
 
     Opening and preprocessing the next batch (PIL decoding, resizing) runs in a
@@ -175,11 +188,12 @@ def _write_cache(vision, images, to_pixels, work: Path, spec: FeatureSpec, batch
         return to_pixels(_open_all(images[start : start + batch_size], image_size, unreadable))
 
     with ThreadPoolExecutor(max_workers=1) as pool:
-        upcoming = pool.submit(pixels_of, starts[0]) if starts else None
+        load = pool.submit if prefetch else _now
+        upcoming = load(pixels_of, starts[0]) if starts else None
         for k, start in enumerate(tqdm(starts, desc="features", unit="batch", disable=not distributed.is_main())):
             pixels = upcoming.result().to(device)
             if k + 1 < len(starts):
-                upcoming = pool.submit(pixels_of, starts[k + 1])
+                upcoming = load(pixels_of, starts[k + 1])
             with autocast(device, dtype):
                 feats = extract_features(vision, pixels, spec)
             array[start : start + len(pixels)] = feats.to("cpu", torch.float16).numpy()
@@ -199,6 +213,7 @@ def build_cache(
     batch_size: int = 32,
     device: str | torch.device = "cpu",
     dtype: torch.dtype | None | str = "auto",
+    prefetch: bool = True,
 ) -> FeatureCache:
     """Features for `images` (pairs of id and a function that opens the image),
     cached under `root/<key>/`. Reused when the key (tower weights, layer
@@ -233,7 +248,8 @@ def build_cache(
                          f"pass another cache folder (--cache)") from err
     home = next(vision.parameters()).device  # _write_cache takes the tower to `device`; it comes back after
     try:
-        unreadable = _write_cache(vision, images, to_pixels, work, spec, batch_size, device, image_size, dtype)
+        unreadable = _write_cache(vision, images, to_pixels, work, spec, batch_size, device, image_size, dtype,
+                                  prefetch)
         if not distributed.is_main():
             distributed.barrier()  # rank 0 renames the finished cache into place
             return FeatureCache(folder)

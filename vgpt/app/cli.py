@@ -66,14 +66,25 @@ def _demo(args) -> int:
     return 0
 
 
-DATA_HELP = ("caption folder: Images/ + captions.txt (Kaggle), Flicker8k_Dataset/ + Flickr8k.token.txt "
-             "(original) or an image folder + dataset_flickr8k.json (Karpathy)")
+DATA_HELP = ("caption data: a folder with Images/ + captions.txt (Kaggle), Flicker8k_Dataset/ + Flickr8k.token.txt "
+             "(original) or an image folder + dataset_flickr8k.json (Karpathy); or a Hugging Face dataset: "
+             "a Hub id such as ariG23498/flickr8k, a save_to_disk folder or parquet files "
+             '(needs pip install "vgpt[hf]")')
 
 
 def _need(path: Path, what: str) -> Path:
     if not path.exists():
         raise UsageError(f"{what} {path} does not exist")
     return path
+
+
+def _need_data(source: str) -> str:
+    """A caption source: a path that exists here, or an owner/name that may be a Hugging Face Hub id."""
+    from ..hf_data import hf_source_kind
+
+    if not Path(source).exists() and hf_source_kind(source) != "hub":
+        raise UsageError(f"data folder {source} does not exist (nor is it a Hugging Face Hub id, owner/name)")
+    return source
 
 
 def _decoding(args) -> dict:
@@ -92,15 +103,25 @@ def _train(args) -> int:
         changes["compile"] = True
     if args.no_shared_prefix:
         changes["shared_prefix"] = False
-    train_folder(args.profile, _need(args.data, "data folder"), args.out, args.cache, resume=args.resume, **changes)
+    train_folder(args.profile, _need_data(args.data), args.out, args.cache, resume=args.resume,
+                 checkpoint_every=_checkpoint_every(args.checkpoint_every), **changes)
     return 0
+
+
+def _checkpoint_every(text: str):
+    """'500' -> every 500 steps; '10min' -> every 10 minutes."""
+    if text.endswith("min") and text[:-3].replace(".", "", 1).isdigit():
+        return text
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    raise UsageError(f"--checkpoint-every {text!r}: give steps (e.g. 500) or minutes (e.g. 10min)")
 
 
 def _extract(args) -> int:
     from ..loading import load_profile
     from .runs import folder_features
 
-    found, cache = folder_features(load_profile(args.profile), _need(args.data, "data folder"), args.cache)
+    found, cache = folder_features(load_profile(args.profile), _need_data(args.data), args.cache)
     print(f"features of {len(found.records)} images: {cache.folder} {tuple(cache.array.shape)} fp16")
     return 0
 
@@ -117,7 +138,7 @@ def _caption(args) -> int:
 def _evaluate(args) -> int:
     from .runs import evaluate_run
 
-    evaluate_run(_need(args.run, "run folder"), _need(args.data, "data folder"), args.cache, args.split,
+    evaluate_run(_need(args.run, "run folder"), _need_data(args.data), args.cache, args.split,
                  **_decoding(args))
     return 0
 
@@ -126,7 +147,7 @@ def _bench(args) -> int:
     from .bench import run_bench
 
     figures = run_bench(args.profile, images=args.images, gen_images=args.gen_images, new_tokens=args.new_tokens,
-                        repeats=args.repeats, device=args.device)
+                        repeats=args.repeats, device=args.device, extract_images=args.extract_images)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     return 0
@@ -202,11 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a small, one-epoch run for smoke tests (about a minute)")
     p.set_defaults(func=_demo)
 
-    p = sub.add_parser("train", help="train a bridge on a caption folder (any Flickr8k layout)",
+    p = sub.add_parser("train", help="train a bridge on caption data (any Flickr8k layout, or a Hugging Face dataset)",
                        description="Cache features, train projector + LoRA on the folder's train split, "
                                    "validate on its val split, and write a run folder.")
     p.add_argument("--profile", default="auto", help="auto, seed, seed-plus or tiny (default: %(default)s)")
-    p.add_argument("--data", type=Path, required=True, help=DATA_HELP)
+    p.add_argument("--data", required=True, help=DATA_HELP)
     p.add_argument("--out", type=Path, default=Path("runs/train"), help="run folder (default: %(default)s)")
     p.add_argument("--cache", type=Path, default=Path("runs/features"), help="feature cache (default: %(default)s)")
     p.add_argument("--epochs", type=int, default=None, help="(default: the profile's)")
@@ -217,12 +238,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true", help="torch.compile GPT-2 (worth it for long GPU runs)")
     p.add_argument("--no-shared-prefix", action="store_true",
                    help="run GPT-2 over the image prefix once per caption (slower; same losses)")
+    p.add_argument("--checkpoint-every", default="10min",
+                   help="mid-epoch checkpoints every N steps (500) or minutes (10min) (default: %(default)s)")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("extract", help="cache the vision features of a caption folder",
                        description="Run the frozen vision tower once over every image and cache the features.")
     p.add_argument("--profile", default="auto", help="auto, seed, seed-plus or tiny (default: %(default)s)")
-    p.add_argument("--data", type=Path, required=True, help=DATA_HELP)
+    p.add_argument("--data", required=True, help=DATA_HELP)
     p.add_argument("--cache", type=Path, default=Path("runs/features"), help="feature cache (default: %(default)s)")
     p.set_defaults(func=_extract)
 
@@ -236,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="caption metrics of a trained run on a caption folder",
                        description="BLEU-1..4, ROUGE-L, CIDEr-D and the end-of-text rate on one split.")
     p.add_argument("--run", type=Path, required=True, help="run folder")
-    p.add_argument("--data", type=Path, required=True, help=DATA_HELP)
+    p.add_argument("--data", required=True, help=DATA_HELP)
     p.add_argument("--split", default="test", choices=("train", "val", "test"), help="(default: %(default)s)")
     p.add_argument("--cache", type=Path, default=Path("runs/features"), help="feature cache (default: %(default)s)")
     _add_decoding(p)
@@ -252,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gen-images", type=int, default=4, help="images to caption (default: %(default)s)")
     p.add_argument("--new-tokens", type=int, default=30, help="tokens to generate (default: %(default)s)")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per variant (default: %(default)s)")
+    p.add_argument("--extract-images", type=int, default=16,
+                   help="JPEG images for the feature extraction figure (default: %(default)s)")
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best here)")
     p.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
     p.set_defaults(func=_bench)

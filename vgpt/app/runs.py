@@ -1,4 +1,5 @@
-"""Runs on a caption folder (any layout `data.load_captions` reads): extract features, train, caption, evaluate.
+"""Runs on caption data (a folder in any Flickr8k layout, or a Hugging Face dataset: whatever
+`data.load_captions` reads): extract features, train, caption, evaluate.
 
 A run folder holds `bridge/` (what was trained), `checkpoint/` (to resume),
 `metrics.json`, `loss.png` and `captions.png`. `caption` and `evaluate` load
@@ -25,13 +26,18 @@ from ..profiles import PROFILES
 from ..train import CaptionData, TrainConfig, train, uses_shared_prefix
 
 
+def data_label(data: str | Path) -> str:
+    """A data source as a run records it: the full path of a folder or file, a Hub id as it is."""
+    return repo_relative(str(Path(data).resolve())) if Path(data).exists() else str(data)
+
+
 def folder_features(parts, data: str | Path, cache_root: str | Path, log=print):
-    """The folder's captions (`data.Captions`), and the feature cache of all its images (built once)."""
+    """The data's captions (`data.Captions`), and the feature cache of all its images (built once)."""
     found = load_captions(data)
-    log(f"{data}: {found.layout} layout, {len(found.records)} images; split by {found.split_source}")
+    log(f"{data}: {found.describe()}")
     if found.skipped:
         log(f"skipped {len(found.skipped)} rows; first: {found.skipped[0]}")
-    items = [(r.image_id, (lambda p=r.image: open_image(p))) for r in found.records]
+    items = [(r.image_id, r.open) for r in found.records]
     cache = features.build_cache(parts.vision, items, features.processor_pixels(parts.image_processor),
                                  Path(cache_root) / Path(data).resolve().name,
                                  parts.profile.model.features, parts.profile.model.image_size,
@@ -45,7 +51,8 @@ def folder_features(parts, data: str | Path, cache_root: str | Path, log=print):
 
 
 def train_folder(profile: str, data: str | Path, out: str | Path, cache_root: str | Path,
-                 resume: bool = False, log=print, **changes) -> dict:
+                 resume: bool = False, log=print, checkpoint_every: int | str | None = "10min",
+                 **changes) -> dict:
     """Train a bridge on the folder's train split into the run folder `out`.
 
     Under `torchrun` each rank runs this; features are extracted in shards,
@@ -76,13 +83,13 @@ def train_folder(profile: str, data: str | Path, out: str | Path, cache_root: st
 
     history = train(model, CaptionData(pairs(train_recs), source), config,
                     val_data=CaptionData(pairs(val_recs), source) if val_recs else None,
-                    run_dir=out, resume=resume, on_epoch_end=val_metrics)
+                    run_dir=out, resume=resume, on_epoch_end=val_metrics, checkpoint_every=checkpoint_every)
     out = Path(out)
     if not distributed.is_main():
         return {}
     model.save_bridge(out / "bridge")
     viz.loss_curve(history, out / "loss.png")
-    summary = {"profile": parts.profile.name, "data": repo_relative(str(Path(data).resolve())), "train_config": asdict(config),
+    summary = {"profile": parts.profile.name, "data": data_label(data), "train_config": asdict(config),
                "history": history["epochs"]}
     if val_recs:
         summary["val"] = score_records(model, val_recs, cache, num_beams=parts.profile.eval_beams)
