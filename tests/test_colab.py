@@ -2,6 +2,7 @@
 a trained bridge where notebook 06 never ran, and every notebook run alone on a simulated Colab machine
 (.ci/colab_simulation.py: a fresh kernel, an empty folder, the bootstrap cloning this working tree)."""
 
+import importlib.util
 import os
 import sys
 import types
@@ -132,3 +133,46 @@ def test_without_a_bridge_from_notebook_06_load_trained_says_so_trains_a_quick_o
     assert "taking the quick one trained here before" in capsys.readouterr().out
     for a, b in zip(model.projector.parameters(), again.projector.parameters(), strict=True):
         assert (a == b).all()
+
+
+# ------------------------------------------------------------------ Colab, simulated
+
+SIMULATION = ROOT / ".ci" / "colab_simulation.py"
+SEED_OPT_IN = "VGPT_COLAB_SEED"
+
+
+def load_simulation():
+    spec = importlib.util.spec_from_file_location("colab_simulation", SIMULATION)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def simulated_colab(tmp_path_factory):
+    """One simulated Colab setup for the module: the repository snapshot, the kernels' environment, the
+    stand-in google.colab, the Drive folder. Every notebook still gets its own kernel and folder."""
+    simulation = load_simulation()
+    root = tmp_path_factory.mktemp("colab")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(
+            "JUPYTER_PATH", os.pathsep.join(filter(None, [str(root / "jupyter"), os.environ.get("JUPYTER_PATH")]))
+        )
+        machine = simulation.make_machine(root)
+        yield simulation, machine
+        print("\n" + simulation.table(machine))
+
+
+seed_opt_in = pytest.mark.skipif(
+    os.environ.get(SEED_OPT_IN) != "1", reason=f"opt-in: {SEED_OPT_IN}=1 runs the seed stand-in (about 10 min)"
+)
+
+
+@pytest.mark.parametrize(
+    "run", ["tiny", pytest.param("seed", marks=seed_opt_in), pytest.param("seed-quick", marks=seed_opt_in)]
+)
+def test_every_notebook_runs_to_the_end_alone_on_a_fresh_simulated_colab_machine(simulated_colab, run):
+    simulation, machine = simulated_colab
+    results = simulation.run_set(machine, run)
+    failed = [f"{stem}: {status}" for stem, _, status in results if status != "ok"]
+    assert results and not failed, "\n".join(failed) + f"\n(executed notebooks in {machine.root / 'out'})"
