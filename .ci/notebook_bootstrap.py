@@ -11,8 +11,10 @@ simulation (tests/test_colab.py) sets both. Cell 2 chooses where the notebook
 keeps its work (`notebook.keep_work`, see vgpt/course/colab.py); its stored
 output is what it prints in the repository.
 
-Running it again changes nothing: cell 1 is replaced, and every earlier
-keep-work cell is removed before the one at index 2 is written. Notebooks are
+It also points cell 0's Colab badge at the repository of pyproject.toml, so that
+a fork changes `Repository` there and runs this. Running it again changes
+nothing: cell 1 is replaced, and every earlier keep-work cell is removed
+before the one at index 2 is written. Notebooks are
 read and written as `.ci/execute_notebooks.py` leaves them (nbformat 4.4, no
 cell ids), so no other cell changes.
 """
@@ -45,6 +47,9 @@ if "google.colab" in sys.modules:
     if clone not in sys.path:
         sys.path.insert(0, clone)"""
 
+GITHUB = REPOSITORY.removeprefix("https://github.com/")
+BADGE = re.compile(r"(https://colab\.research\.google\.com/github/)[^/\s]+/[^/\s]+(/blob/)")
+
 KEEP_WORK_CALL = "notebook.keep_work("
 KEEP_WORK = f"""\
 # Where this notebook keeps its work: data, feature cache, trained bridges. On Colab each notebook
@@ -72,7 +77,10 @@ def is_bootstrap(cell) -> bool:
 
 
 def rewrite(nb, output: str) -> None:
-    """Cell 1 := BOOTSTRAP (no outputs); every keep-work cell out; KEEP_WORK, with `output`, at index 2."""
+    """Cell 1 := BOOTSTRAP (no outputs); every keep-work cell out; KEEP_WORK, with `output`, at index 2;
+    the Colab badge of cell 0 pointed at REPOSITORY (a fork changes it in pyproject.toml)."""
+    if nb.cells and nb.cells[0].cell_type == "markdown":
+        nb.cells[0].source = BADGE.sub(rf"\g<1>{GITHUB}\g<2>", nb.cells[0].source)
     if len(nb.cells) < 2 or not is_bootstrap(nb.cells[1]):
         raise ValueError('cell 1 is not the Colab bootstrap (a code cell with `if "google.colab" in sys.modules:`)')
     nb.cells[1].source, nb.cells[1].outputs, nb.cells[1].execution_count = BOOTSTRAP, [], None
