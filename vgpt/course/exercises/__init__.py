@@ -3,7 +3,7 @@
 from .two_alien_models import check_count_parameters
 from .feature_extraction import check_patchify
 from .projector import check_rms_scale
-from .prefix_concatenation import check_caption_labels
+from .prefix_concatenation import check_caption_labels, check_prefix_inputs
 from .joint_attention_mask import check_position_ids
 from .lora_injection import check_lora_forward
 from .training import check_warmup_cosine
@@ -15,6 +15,7 @@ __all__ = [
     "check_patchify",
     "check_rms_scale",
     "check_caption_labels",
+    "check_prefix_inputs",
     "check_position_ids",
     "check_lora_forward",
     "check_warmup_cosine",
