@@ -4,7 +4,7 @@ from .two_alien_models import check_count_parameters
 from .feature_extraction import check_patchify
 from .projector import check_rms_scale
 from .prefix_concatenation import check_caption_labels, check_prefix_inputs
-from .joint_attention_mask import check_position_ids
+from .joint_attention_mask import check_attention_bias, check_position_ids
 from .lora_injection import check_lora_forward
 from .training import check_warmup_cosine
 from .generation import check_top_k_filter
@@ -16,6 +16,7 @@ __all__ = [
     "check_rms_scale",
     "check_caption_labels",
     "check_prefix_inputs",
+    "check_attention_bias",
     "check_position_ids",
     "check_lora_forward",
     "check_warmup_cosine",
