@@ -93,6 +93,9 @@ def examples(profile, n: int = 8, split: str = "test", seed: int = 0) -> tuple[l
 def load_trained(parts, mine: bool | None = None):
     """A trained captioner: the bridge notebook 06 wrote (`mine=True`, the default off `tiny`), or on
     `tiny` the shipped one, trained by the full `python -m vgpt demo` run (the default there)."""
+    import copy
+    import dataclasses
+
     from ..model import VisionGPT2
 
     own = run_folder(parts.profile) / "06" / "bridge"
@@ -105,4 +108,6 @@ def load_trained(parts, mine: bool | None = None):
     else:
         raise FileNotFoundError(f"no trained bridge for {parts.profile.name!r} at {own}: run notebook 06 first")
     print(f"bridge: {where(folder)}")
-    return VisionGPT2.load_bridge(folder, parts).eval()
+    # on a copy of GPT-2, as in `fresh_model`: the cell can be run again, and `parts` stays unwrapped
+    fresh = dataclasses.replace(parts, language_model=copy.deepcopy(parts.language_model))
+    return VisionGPT2.load_bridge(folder, fresh).eval()
