@@ -13,6 +13,24 @@ def seed_random():
     return loading.build_seed_random()
 
 
+@pytest.fixture(scope="session")
+def randomize_lora():
+    """A function that makes every LoRA B of a model non-zero (in place; B starts at zero, so an
+    untrained adapter changes nothing): then the adapters change the output, and every trainable
+    tensor gets a gradient."""
+    import torch
+
+    def randomize(model, seed: int = 0, scale: float = 0.05):
+        g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if "lora_B" in name:
+                    p.copy_(torch.randn(p.shape, generator=g) * scale)
+        return model
+
+    return randomize
+
+
 def exercise_solution(stem: str, name: str):
     """The worked solution of exercise `name` in notebook `stem`: its exercise cell (tagged `exercise`,
     solution between the nbgrader markers) run in a namespace of its own. Exercise cells import what

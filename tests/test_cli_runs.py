@@ -20,24 +20,38 @@ def folder(tmp_path_factory):
     return shapes.write_flickr_layout(shapes.generate("train", 200, seed=0), root / "shapes8k")
 
 
-def test_train_caption_evaluate_extract(folder, tmp_path):
-    run, cache = tmp_path / "run", tmp_path / "cache"
-    trained = vgpt("train", "--profile", "tiny", "--data", folder, "--out", run, "--cache", cache,
-                   "--epochs", 1, "--batch-size", 32)
-    assert trained.returncode == 0, trained.stderr[-2000:]
+@pytest.fixture(scope="module")
+def trained(folder, tmp_path_factory):
+    """One epoch of `train` on the miniature folder: (run folder, feature cache, the command's result)."""
+    root = tmp_path_factory.mktemp("trained")
+    run, cache = root / "run", root / "cache"
+    result = vgpt("train", "--profile", "tiny", "--data", folder, "--out", run, "--cache", cache,
+                  "--epochs", 1, "--batch-size", 32)
+    return run, cache, result
+
+
+def test_train_writes_a_run_folder(trained):
+    run, _, result = trained
+    assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((run / "metrics.json").read_text())
     assert summary["profile"] == "tiny" and "CIDEr-D" in summary["val"]
     assert (run / "bridge" / "bridge.json").is_file() and (run / "loss.png").is_file()
 
+
+def test_caption_prints_one_line_per_image(trained, folder):
     image = folder / "Images" / "scene_00000.png"
-    captioned = vgpt("caption", image, "--run", run, "--beams", 2)
+    captioned = vgpt("caption", image, "--run", trained[0], "--beams", 2)
     assert captioned.returncode == 0, captioned.stderr[-2000:]
     assert captioned.stdout.startswith(f"{image}: a ")
 
-    evaluated = vgpt("evaluate", "--run", run, "--data", folder, "--cache", cache)
+
+def test_evaluate_prints_the_metrics(trained, folder):
+    evaluated = vgpt("evaluate", "--run", trained[0], "--data", folder, "--cache", trained[1])
     assert evaluated.returncode == 0 and "CIDEr-D" in evaluated.stdout
 
-    extracted = vgpt("extract", "--profile", "tiny", "--data", folder, "--cache", cache)
+
+def test_extract_reuses_the_cache_train_built(trained, folder):
+    extracted = vgpt("extract", "--profile", "tiny", "--data", folder, "--cache", trained[1])
     assert extracted.returncode == 0 and "(200, 17, 128)" in extracted.stdout
 
 

@@ -21,14 +21,10 @@ def pixels():
 
 
 @pytest.fixture
-def perturbed(model):
-    """LoRA B non-zero, so that the adapters change which tokens win."""
+def perturbed(model, randomize_lora):
+    """LoRA B non-zero, so that the adapters change which tokens win; put back afterwards."""
     saved = {n: p.detach().clone() for n, p in model.lm.named_parameters() if "lora_B" in n}
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for n, p in model.lm.named_parameters():
-            if "lora_B" in n:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+    randomize_lora(model.lm, seed=1)
     yield model
     with torch.no_grad():
         for n, p in model.lm.named_parameters():

@@ -17,17 +17,8 @@ def fresh_parts():
     return loading.load_profile("tiny", verbose=False)
 
 
-def randomize_lora(model, seed=0):
-    """Non-zero LoRA B, so the adapters actually change the output."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.lm.named_parameters():
-            if "lora_B" in name:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.05)
-
-
 @pytest.fixture(scope="module")
-def model():
+def model(randomize_lora):
     torch.manual_seed(0)
     m = VisionGPT2.from_parts(fresh_parts())
     randomize_lora(m)

@@ -14,14 +14,16 @@ CAPTIONS = ["a red circle", "a big blue square above a small green triangle", "t
 IMAGES = ["b", "a", "b", "c", "a", "b"]  # 3 images with 2, 3 and 1 captions, in mixed order
 
 
-def trained_looking_model():
-    """The tiny model with LoRA B nonzero, so that every trainable tensor has a gradient."""
-    torch.manual_seed(0)
-    model = VisionGPT2.from_parts(loading.load_profile("tiny", verbose=False)).eval()
-    for name, p in model.named_parameters():
-        if "lora_B" in name:
-            p.data.normal_(0, 0.02)
-    return model
+@pytest.fixture
+def trained_looking_model(randomize_lora):
+    """Builds the tiny model with LoRA B nonzero, so that every trainable tensor has a gradient."""
+
+    def build():
+        torch.manual_seed(0)
+        model = VisionGPT2.from_parts(loading.load_profile("tiny", verbose=False)).eval()
+        return randomize_lora(model, seed=0, scale=0.02)
+
+    return build
 
 
 def gradients(model, loss):
@@ -36,7 +38,7 @@ def test_group_by_image():
     assert owner.tolist() == [0, 1, 0, 2, 1, 0]
 
 
-def test_shared_prefix_loss_logits_and_gradients_equal_the_plain_ones():
+def test_shared_prefix_loss_logits_and_gradients_equal_the_plain_ones(trained_looking_model):
     model = trained_looking_model()
     features = torch.randn(3, 17, 128) * 3
     _, owner = group_by_image(IMAGES)
@@ -56,7 +58,7 @@ def test_shared_prefix_loss_logits_and_gradients_equal_the_plain_ones():
         torch.testing.assert_close(g_shared[name], g, atol=1e-6, rtol=1e-4, msg=name)
 
 
-def test_a_wrong_owner_changes_the_loss():
+def test_a_wrong_owner_changes_the_loss(trained_looking_model):
     """The comparison above can fail: captions read from the wrong image give another loss."""
     model = trained_looking_model()
     features = torch.randn(3, 17, 128) * 3
@@ -76,7 +78,7 @@ def test_grouped_order_keeps_captions_of_an_image_together():
     assert len([k for k in range(6) if k == 0 or runs[k] != runs[k - 1]]) == 3  # 3 contiguous blocks
 
 
-def test_training_with_and_without_sharing_takes_the_same_steps():
+def test_training_with_and_without_sharing_takes_the_same_steps(trained_looking_model):
     features = torch.randn(3, 17, 128) * 3
     index = {"a": 0, "b": 1, "c": 2}
     data = CaptionData(list(zip(IMAGES, CAPTIONS)) * 4, lambda ids: features[[index[i] for i in ids]])

@@ -67,8 +67,8 @@ def rouge_l(hypotheses: list[str], references: list[list[str]], beta: float = 1.
     for hyp, refs in zip(hypotheses, references):
         h = tokenize(hyp)
         lcs = [(_lcs(h, r), len(r)) for r in map(tokenize, refs)]
-        p = max((l / len(h) if h else 0.0) for l, _ in lcs)
-        r = max((l / n if n else 0.0) for l, n in lcs)
+        p = max((common / len(h) if h else 0.0) for common, _ in lcs)
+        r = max((common / n if n else 0.0) for common, n in lcs)
         total += (1 + beta ** 2) * p * r / (r + beta ** 2 * p) if p > 0 and r > 0 else 0.0
     return total / max(len(hypotheses), 1)
 

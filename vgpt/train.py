@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from . import distributed
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from .device import autocast, autocast_dtype, grad_scaler, pick_device
 from .prefix import tokenize_captions
@@ -76,15 +77,26 @@ def uses_shared_prefix(data: CaptionData, config: TrainConfig) -> bool:
 # ------------------------------------------------------------- one batch
 
 
-def batch_loss(model, chunk: Sequence[tuple[str, str]], data: CaptionData, device, shared: bool):
+class CaptionLoss(torch.nn.Module):
+    """The loss of a batch as a module, so that DistributedDataParallel can wrap it (several processes)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, ids, mask, owner, features, shared: bool):
+        return caption_forward(self.model, ids, mask, owner, features, shared).loss
+
+
+def batch_loss(model, chunk: Sequence[tuple[str, str]], data: CaptionData, device, shared: bool, loss_fn=None):
     """Mean loss over the caption tokens (and end-of-text) of a batch of (image id, caption) pairs,
-    and how many tokens that is."""
+    and how many tokens that is. `loss_fn` (a `CaptionLoss`, maybe DDP-wrapped) computes it."""
     captions = [c for _, c in chunk]
     ids, mask = tokenize_captions(model.tokenizer, captions, model.config.model.max_caption_tokens)
     images, owner = group_by_image([i for i, _ in chunk])
     features = data.features(images).to(device)
-    out = caption_forward(model, ids.to(device), mask.to(device), owner, features, shared)
-    return out.loss, int(mask.sum())
+    loss_fn = loss_fn or CaptionLoss(model)
+    return loss_fn(ids.to(device), mask.to(device), owner, features, shared), int(mask.sum())
 
 
 def make_optimizer(model, config: TrainConfig) -> torch.optim.AdamW:
@@ -151,6 +163,15 @@ class TrainState:
         return {"step_loss": self.step_loss, "epochs": self.epochs}
 
 
+def _maybe_no_sync(loss_fn, stepping: bool):
+    """Under DDP, gradients are averaged across ranks only on the micro-batch that ends a step."""
+    import contextlib
+
+    if stepping or not hasattr(loss_fn, "no_sync"):
+        return contextlib.nullcontext()
+    return loss_fn.no_sync()
+
+
 class Checkpointer:
     """Writes checkpoints into `run_dir` (if any) every `every` steps (an int) or minutes ("10min")."""
 
@@ -193,16 +214,23 @@ def train(
     `checkpoint_every`: steps (int) or minutes ("10min") between mid-epoch
     checkpoints in `run_dir`; a disconnect then loses at most that much.
     """
-    device = pick_device(device)
+    device = distributed.device_for_rank(pick_device(device))
     dtype = autocast_dtype(device)
     scaler = grad_scaler(device, dtype)
     model.to(device)
     if config.compile:
         model.lm.get_base_model().transformer.compile()  # in place; LoRA layers are inside
+    loss_fn = CaptionLoss(model)
+    if distributed.world_size() > 1:  # torchrun: gradients averaged across ranks in backward
+        loss_fn = torch.nn.parallel.DistributedDataParallel(loss_fn, device_ids=[device] if device.type == "cuda" else None)
     opt = make_optimizer(model, config)
     run_dir = Path(run_dir) if run_dir else None
-    state = TrainState(**{k: v for k, v in load_checkpoint(model, opt, run_dir).items() if k != "config"}) if resume else TrainState()
-    checkpoints = Checkpointer(run_dir, checkpoint_every)
+    state = TrainState()
+    if resume:
+        saved = load_checkpoint(model, opt, run_dir)
+        state = TrainState(**{k: v for k, v in saved.items() if k != "config"})
+    checkpoints = Checkpointer(run_dir if distributed.is_main() else None, checkpoint_every)
+    progress = progress and distributed.is_main()
     batches = math.ceil(len(train_data.pairs) / config.batch_size)
     total_steps = math.ceil(batches / config.grad_accum) * config.epochs
     shared = uses_shared_prefix(train_data, config)
@@ -216,15 +244,19 @@ def train(
                        disable=not progress, leave=False)  # fmt: skip
             for b in bar:
                 chunk = [train_data.pairs[i] for i in order[b * config.batch_size : (b + 1) * config.batch_size]]
-                with autocast(device, dtype):
-                    loss, _ = batch_loss(model, chunk, train_data, device, shared)
-                scaler.scale(loss / config.grad_accum).backward()
-                if (b + 1) % config.grad_accum and b + 1 != batches:
+                chunk, real = distributed.shard(chunk)  # all of it in one process
+                stepping = (b + 1) % config.grad_accum == 0 or b + 1 == batches
+                with _maybe_no_sync(loss_fn, stepping):
+                    with autocast(device, dtype):
+                        loss, tokens = batch_loss(model, chunk, train_data, device, shared, loss_fn)
+                    scale, global_loss = distributed.global_batch(loss, tokens, real)
+                    scaler.scale(loss * (scale / config.grad_accum)).backward()
+                if not stepping:
                     continue  # accumulate; an interruption here redoes these batches on resume
                 set_learning_rates(opt, config, state.step, total_steps)
                 optimizer_step(model, opt, scaler, config.clip_norm)
                 state.step, state.batch = state.step + 1, b + 1
-                state.step_loss.append(loss.item())
+                state.step_loss.append(global_loss)
                 bar.set_postfix(loss=f"{state.step_loss[-1]:.3f}")
                 if on_step:
                     on_step(state.step, state.step_loss[-1])
@@ -232,15 +264,15 @@ def train(
                     checkpoints.save(model, opt, state, config)
             losses = state.step_loss[state.epoch_start_step :]
             record = {"epoch": epoch + 1, "step": state.step, "train_loss": sum(losses) / max(len(losses), 1)}
-            if val_data is not None:
+            if val_data is not None and distributed.is_main():
                 record["val_loss"] = validation_loss(model, val_data, config, device, dtype)
-            if on_epoch_end:
+            if on_epoch_end and distributed.is_main():
                 on_epoch_end(epoch + 1, record)
             state.epochs.append(record)
             state.epoch, state.batch = epoch + 1, 0
             checkpoints.save(model, opt, state, config)
     except KeyboardInterrupt:
-        if run_dir:
+        if run_dir and distributed.is_main():
             checkpoints.save(model, opt, state, config)
             print(f"interrupted: checkpoint saved in {run_dir / CHECKPOINT}; continue with resume=True")
         raise

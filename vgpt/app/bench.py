@@ -28,6 +28,7 @@ from ..generate import greedy
 from ..bridge import BridgeConfig
 from ..model import VisionGPT2
 from ..shared_prefix import caption_forward
+from .bench_more import extraction_timings, measured_peak_memory
 
 
 @dataclass
@@ -206,7 +207,8 @@ def memory_estimate(model, profile, device, captions: int = 5, batch_sizes=(8, 1
 
 
 def run_bench(profile: str = "seed", images: int = 1, captions: int = 5, gen_images: int = 4,
-              new_tokens: int = 30, repeats: int = 3, device: str | None = None, log=print) -> dict:
+              new_tokens: int = 30, repeats: int = 3, device: str | None = None, extract_images: int = 16,
+              log=print) -> dict:
     """Run both benchmarks, print their tables, return the figures."""
     device = pick_device(device)
     torch.manual_seed(0)
@@ -214,7 +216,7 @@ def run_bench(profile: str = "seed", images: int = 1, captions: int = 5, gen_ima
     model.to(device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     log(f"device: {name}; autocast: {autocast_dtype(device)}; torch {torch.__version__}; profile {chosen.name}"
-        f"{' (random weights)' if profile == 'seed' else ''}; {chosen.visual_tokens}-token prefix")
+        f"{' (random weights)' if profile == 'seed' else ''}; {chosen.model.visual_tokens}-token prefix")
     log(f"\ntraining step (forward + backward), {images} image(s) x {captions} captions, "
         f"median of {repeats}, per image:")
     train = training_timings(model, chosen, images, captions, repeats, device)
@@ -236,7 +238,20 @@ def run_bench(profile: str = "seed", images: int = 1, captions: int = 5, gen_ima
     log(f"  {'batch size (captions)':<40}" + "".join(f"{b:>9}" for b in sizes))
     for variant, row in memory["peak_bytes"].items():
         log(f"  {variant:<40}" + "".join(f"{row[b] / 2**30:>8.1f}G" for b in sizes))
-    return {"device": name, "profile": chosen.name, "memory": memory,
+    extraction = extraction_timings(model, chosen, extract_images, device)
+    base_rate = next(iter(extraction.values()))
+    log(f"\nfeature extraction, {extract_images} JPEG images (640 x 480) from disk into the cache:")
+    log(f"  {'variant':<48}{'images / s':>11}{'speed-up':>10}")
+    for variant, rate in extraction.items():
+        log(f"  {variant:<48}{rate:>11.2f}{rate / base_rate:>9.2f}x")
+    measured = {}
+    if device.type == "cuda":
+        measured = measured_peak_memory(model, chosen, device)
+        log("\nmeasured peak GPU memory of one optimizer step (torch.cuda.max_memory_allocated):")
+        for variant, row in measured.items():
+            log(f"  {variant:<40}" + "".join(f"  batch {b}: {v:.2f} GiB" for b, v in row.items()))
+    return {"device": name, "profile": chosen.name, "memory": memory, "extraction_images_per_second": extraction,
+            "measured_peak_gib": measured,
             "training": {t.name: {"seconds_per_image": t.median / images, "speedup": base.median / t.median,
                                   "gflops_per_image": t.flops / images / 1e9, "flop_ratio": base.flops / t.flops}
                          for t in train},

@@ -92,8 +92,18 @@ def _train(args) -> int:
         changes["compile"] = True
     if args.no_shared_prefix:
         changes["shared_prefix"] = False
-    train_folder(args.profile, _need(args.data, "data folder"), args.out, args.cache, resume=args.resume, **changes)
+    train_folder(args.profile, _need(args.data, "data folder"), args.out, args.cache, resume=args.resume,
+                 checkpoint_every=_checkpoint_every(args.checkpoint_every), **changes)
     return 0
+
+
+def _checkpoint_every(text: str):
+    """'500' -> every 500 steps; '10min' -> every 10 minutes."""
+    if text.endswith("min") and text[:-3].replace(".", "", 1).isdigit():
+        return text
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    raise UsageError(f"--checkpoint-every {text!r}: give steps (e.g. 500) or minutes (e.g. 10min)")
 
 
 def _extract(args) -> int:
@@ -126,10 +136,44 @@ def _bench(args) -> int:
     from .bench import run_bench
 
     figures = run_bench(args.profile, images=args.images, gen_images=args.gen_images, new_tokens=args.new_tokens,
-                        repeats=args.repeats, device=args.device)
+                        repeats=args.repeats, device=args.device, extract_images=args.extract_images)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     return 0
+
+
+def _classroom_release(args) -> int:
+    from ..course.classroom import default_source, release
+
+    written = release(args.source or default_source(), args.out)
+    print(f"released {len(written)} notebooks into {args.out} (solutions stubbed, solutions/ left out)")
+    return 0
+
+
+def _classroom_grade(args) -> int:
+    from ..course.classroom import grade, print_progress, summary, write_csv
+
+    if args.timeout <= 0 or args.startup_timeout <= 0 or args.jobs < 1:
+        raise UsageError("--timeout and --startup-timeout must be positive and --jobs at least 1")
+    rows = grade(args.submissions, args.source, timeout=args.timeout, startup_timeout=args.startup_timeout,
+                 jobs=args.jobs, progress=print_progress)
+    write_csv(rows, args.out)
+    print(summary(rows))
+    print(f"{len(rows)} grades written to {args.out}")
+    return 0
+
+
+SOURCE_HELP = "the teacher's notebooks folder (default: the repository's notebooks/)"
+GRADE_HELP = """Grade each SUBMISSION (a student's folder of notebooks, or one notebook) against the teacher's
+notebooks. For each student and notebook a grading notebook is built from the teacher's source, with only
+the exercise cells (matched by nbgrader grade_id) taken from the student: checker cells always come from
+the source. It runs in a fresh kernel, in a process and temporary folder of its own, with a time limit;
+every checker gets its chance even after errors. Writes one CSV row per (student, notebook, exercise):
+student, notebook, exercise, passed (0/1), points, message, and prints a students x notebooks table.
+
+NOT A SECURITY SANDBOX: submissions run as you, with your files and network. This isolates students from
+each other and from crashes and hangs, not from a hostile student. Grade untrusted code in a throwaway
+container or account."""
 
 
 def _add_decoding(p) -> None:
@@ -183,6 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true", help="torch.compile GPT-2 (worth it for long GPU runs)")
     p.add_argument("--no-shared-prefix", action="store_true",
                    help="run GPT-2 over the image prefix once per caption (slower; same losses)")
+    p.add_argument("--checkpoint-every", default="10min",
+                   help="mid-epoch checkpoints every N steps (500) or minutes (10min) (default: %(default)s)")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("extract", help="cache the vision features of a caption folder",
@@ -218,9 +264,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gen-images", type=int, default=4, help="images to caption (default: %(default)s)")
     p.add_argument("--new-tokens", type=int, default=30, help="tokens to generate (default: %(default)s)")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per variant (default: %(default)s)")
+    p.add_argument("--extract-images", type=int, default=16,
+                   help="JPEG images for the feature extraction figure (default: %(default)s)")
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best here)")
     p.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
     p.set_defaults(func=_bench)
+
+    p = sub.add_parser("classroom", help="hand the notebooks out to a class and grade them",
+                       description="Release the student version of the notebooks, or grade submissions.")
+    room = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    q = room.add_parser("release", help="write the student version of the notebooks",
+                        description="Copy the notebooks folder into OUT with every exercise's solution (between "
+                                    "### BEGIN SOLUTION and ### END SOLUTION) replaced by a stub that raises "
+                                    "NotImplementedError, exercise and checker outputs cleared, and solutions/ "
+                                    "left out. Refuses unbalanced solution markers, naming notebook and cell.")
+    q.add_argument("out", type=Path, metavar="OUT", help="new (or empty) folder for the student version")
+    q.add_argument("--source", type=Path, default=None, help=SOURCE_HELP)
+    q.set_defaults(func=_classroom_release)
+    q = room.add_parser("grade", help="run and grade students' notebooks (not a sandbox)", description=GRADE_HELP,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    q.add_argument("submissions", type=Path, nargs="+", metavar="SUBMISSION",
+                   help="a student's folder of notebooks (the folder's name is the student's) or one .ipynb")
+    q.add_argument("--out", type=Path, default=Path("grades.csv"), help="CSV file (default: %(default)s)")
+    q.add_argument("--source", type=Path, default=None, help=SOURCE_HELP)
+    q.add_argument("--timeout", type=float, default=300,
+                   help="seconds each notebook may run, kernel start excluded (default: %(default)s)")
+    q.add_argument("--startup-timeout", type=float, default=180,
+                   help="seconds a kernel may take to start (default: %(default)s)")
+    q.add_argument("--jobs", type=int, default=1, help="notebooks graded at once (default: %(default)s)")
+    q.set_defaults(func=_classroom_grade)
 
     p = sub.add_parser("profile", help="show which profile would be used, and why",
                        description="Resolve a profile name (or VGPT_PROFILE, or auto) and print its values.")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .. import features, generate, metrics, viz
+from .. import distributed, features, generate, metrics, viz
 from ..data import DataError, load_captions, open_image
 from ..errors import UserError
 from ..bridge import BRIDGE_CONFIG
@@ -43,8 +43,17 @@ def folder_features(parts, data: str | Path, cache_root: str | Path, log=print):
 
 
 def train_folder(profile: str, data: str | Path, out: str | Path, cache_root: str | Path,
-                 resume: bool = False, log=print, **changes) -> dict:
-    parts = load_profile(profile)
+                 resume: bool = False, log=print, checkpoint_every: int | str | None = "10min",
+                 **changes) -> dict:
+    """Train a bridge on the folder's train split into the run folder `out`.
+
+    Under `torchrun` each rank runs this; features are extracted in shards,
+    and only rank 0 logs and writes (see `distributed.py`).
+    """
+    distributed.init()
+    if not distributed.is_main():
+        log = lambda *args, **kw: None
+    parts = load_profile(profile, verbose=distributed.is_main())
     found, cache = folder_features(parts, data, cache_root, log)
     source = lambda ids: cache.get(ids).float()  # noqa: E731
     train_recs, val_recs = found.split("train"), found.split("val")
@@ -66,8 +75,10 @@ def train_folder(profile: str, data: str | Path, out: str | Path, cache_root: st
 
     history = train(model, CaptionData(pairs(train_recs), source), config,
                     val_data=CaptionData(pairs(val_recs), source) if val_recs else None,
-                    run_dir=out, resume=resume, on_epoch_end=val_metrics)
+                    run_dir=out, resume=resume, on_epoch_end=val_metrics, checkpoint_every=checkpoint_every)
     out = Path(out)
+    if not distributed.is_main():
+        return {}
     model.save_bridge(out / "bridge")
     viz.loss_curve(history, out / "loss.png")
     summary = {"profile": parts.profile.name, "data": repo_relative(str(Path(data).resolve())), "train_config": asdict(config),

@@ -2,7 +2,8 @@
 
 On the `tiny` profile the examples are Shapes World scenes; on `seed` they are
 Flickr8k photos from `DATA` (the `VGPT_DATA` variable, else `/content/flickr8k`,
-where notebook 00's Colab cell unpacks it).
+where notebook 00's Colab cell unpacks it). The notebooks write below `RUNS`
+(the `VGPT_RUNS` variable, else `runs/notebooks/` in the repository).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from pathlib import Path
 
 from ..paths import REPO_ROOT, TINY_DIR, repo_relative
 
-RUNS = REPO_ROOT / "runs" / "notebooks"  # one folder per profile below it: see `run_folder`
+# one folder per profile below it (see `run_folder`); the grader points VGPT_RUNS into each run's own folder
+RUNS = Path(os.environ.get("VGPT_RUNS") or REPO_ROOT / "runs" / "notebooks")
 DATA = Path(os.environ.get("VGPT_DATA", "/content/flickr8k"))
 SHIPPED_BRIDGE = TINY_DIR / "bridge"  # made by `python -m vgpt demo`, for notebooks 07 and 08
 

@@ -32,7 +32,7 @@ def pixel_tensor(images, mean=CLIP_MEAN, std=CLIP_STD) -> torch.Tensor:
     return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
 
 
-def clip_config(tokenizer, recipe: TinyRecipe):
+def clip_config(tokenizer, recipe):
     from transformers import CLIPConfig
 
     eot = tokenizer.eos_token_id
