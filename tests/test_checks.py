@@ -28,11 +28,6 @@ def _grams(words, n):
 
 
 WRONG = {
-    "caption_labels": [lambda ids, mask, n: torch.cat([torch.full((ids.shape[0], n), -100), ids.masked_fill(
-        ids == 0, -100)], 1), lambda ids, mask, n: ids.masked_fill(mask == 0, -100)],
-    "position_ids": [lambda mask: torch.arange(mask.shape[1]).expand_as(mask)],
-    "lora_forward": [lambda x, w, b, a, bb, alpha: x @ w + b + x @ a.T @ bb.T,
-                     lambda x, w, b, a, bb, alpha: x @ w + b + (x @ a.T @ bb.T) * alpha],
     "warmup_cosine": [lambda s, t, w: s / w if s < w else 0.5 * (1 + torch.cos(torch.tensor(3.14159 * s / t))).item(),
                       lambda s, t, w: 1.0],
     "top_k_filter": [lambda logits, k: logits.topk(k, dim=-1).values,
@@ -42,9 +37,7 @@ WRONG = {
                           lambda c, refs, n: sum(1 for g in _grams(c, n).elements() if any(
                               g in _grams(r, n) for r in refs)) / max(1, sum(_grams(c, n).values()))],
 }
-NOTEBOOK = {"caption_labels": "03_prefix_concatenation",
-            "position_ids": "04_joint_attention_mask", "lora_forward": "05_lora_injection",
-            "warmup_cosine": "06_training", "top_k_filter": "07_generation",
+NOTEBOOK = {"warmup_cosine": "06_training", "top_k_filter": "07_generation",
             "clipped_precision": "08_evaluation_and_demo"}
 
 

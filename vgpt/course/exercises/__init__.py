@@ -6,9 +6,9 @@ from .feature_extraction import check_patchify
 from .feature_extraction import check_clip_preprocess
 from .projector import check_rms_scale
 from .projector import check_mlp_projector
-from .prefix_concatenation import check_caption_labels
-from .joint_attention_mask import check_position_ids
-from .lora_injection import check_lora_forward
+from .prefix_concatenation import check_caption_labels, check_prefix_inputs
+from .joint_attention_mask import check_attention_bias, check_position_ids
+from .lora_injection import check_lora_conv1d, check_lora_forward
 from .training import check_warmup_cosine
 from .generation import check_top_k_filter
 from .evaluation import check_clipped_precision
@@ -21,8 +21,11 @@ __all__ = [
     "check_rms_scale",
     "check_mlp_projector",
     "check_caption_labels",
+    "check_prefix_inputs",
+    "check_attention_bias",
     "check_position_ids",
     "check_lora_forward",
+    "check_lora_conv1d",
     "check_warmup_cosine",
     "check_top_k_filter",
     "check_clipped_precision",
