@@ -4,13 +4,14 @@
 
 It writes a stand-in Hugging Face cache into WORKDIR (default /tmp/vgpt-seed):
 the seed's architectures with random weights (CLIP ViT-L/14 vision tower,
-GPT-2 124M) under their Hub names, the tiny tokenizer standing in for GPT-2's,
-and a miniature Flickr8k in the original layout (24 Shapes World images, five
-captions each). Then it executes each notebook with VGPT_PROFILE=seed into
-WORKDIR/notebooks/ and prints its time and whether it ran to the end. The
-captions are nonsense (random weights); what it checks is that every seed code
-path runs: 257-token prefixes, 768-wide embeddings, grouped captions, the
-shared prefix in training, beam search, the widget.
+GPT-2 124M) under their Hub names, GPT-2's real BPE tokenizer (built from the
+published vocabulary in tests/fixtures/gpt2-bpe/), and a miniature Flickr8k
+in the original layout (24 Shapes World images, five captions each). Then it
+executes each notebook with VGPT_PROFILE=seed into WORKDIR/notebooks/ and
+prints its time and whether it ran to the end. The captions are nonsense
+(random weights); what it checks is that every seed code path runs: 257-token
+prefixes, 768-wide embeddings, GPT-2's tokens, grouped captions, the shared
+prefix in training, beam search, the widget.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def stand_in_hub(hub: Path) -> None:
-    from transformers import AutoTokenizer, CLIPImageProcessor
+    from transformers import CLIPImageProcessor
 
-    from vgpt.profiles import SEED, TINY
-    from vgpt.loading import build_seed_random
+    from vgpt.loading import build_seed_random, gpt2_tokenizer
+    from vgpt.profiles import SEED
 
     vision, lm = build_seed_random()
     for repo, model in ((SEED.model.vision_model, vision), (SEED.model.language_model, lm)):
@@ -42,7 +43,7 @@ def stand_in_hub(hub: Path) -> None:
             CLIPImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224}).save_pretrained(
                 snapshot)
         else:
-            AutoTokenizer.from_pretrained(TINY.model.language_model).save_pretrained(snapshot)
+            gpt2_tokenizer(ROOT / "tests" / "fixtures" / "gpt2-bpe").save_pretrained(snapshot)
 
 
 def mini_flickr8k(data: Path) -> None:

@@ -101,3 +101,27 @@ def test_train_and_evaluate_on_the_original_layout_with_grouped_captions(tmp_pat
     evaluated = vgpt("evaluate", "--run", run, "--data", tmp_path / "flickr", "--cache", tmp_path / "cache")
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     assert "15 images of" in evaluated.stdout and "(test)" in evaluated.stdout
+
+
+def test_the_tower_runs_on_the_device_pick_device_chooses(monkeypatch, tmp_path):
+    """`train`, `extract` and `evaluate` extract features on the GPU where there is one (here: told so)."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from vgpt.app import runs
+    from vgpt.profiles import TINY
+
+    asked = {}
+
+    def build_cache(*args, device="cpu", **kw):
+        asked["device"] = device
+        raise RuntimeError("stopped before extracting")
+
+    monkeypatch.setattr(runs, "pick_device", lambda: torch.device("cuda"))
+    monkeypatch.setattr(runs.features, "build_cache", build_cache)
+    folder = shapes.write_flickr_layout(shapes.generate("train", 2), tmp_path / "shapes")
+    parts = SimpleNamespace(vision=None, image_processor=None, profile=TINY)
+    with pytest.raises(RuntimeError, match="stopped before extracting"):
+        runs.folder_features(parts, folder, tmp_path / "cache", log=lambda *a: None)
+    assert asked["device"] == torch.device("cuda")

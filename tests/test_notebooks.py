@@ -3,6 +3,7 @@
 (nbval runs them: `notebooks/` is a test path, see pyproject.toml.)
 """
 
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -29,15 +30,31 @@ def test_one_notebook_per_stage_in_order():
     assert [p.stem for p in NOTEBOOKS] == STAGES
 
 
+def bootstrap_script():
+    """.ci/notebook_bootstrap.py, which writes cells 1 and 2 of every notebook."""
+    spec = importlib.util.spec_from_file_location("notebook_bootstrap", ROOT / ".ci" / "notebook_bootstrap.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bootstrap_clones_once_installs_the_hf_extra_and_takes_the_repository_from_a_variable():
+    boot = bootstrap_script().BOOTSTRAP
+    assert 'if "google.colab" in sys.modules:' in boot
+    assert f'os.environ.get("VGPT_REPO", "{REPOSITORY}")' in boot
+    assert "if not os.path.isdir(clone):\n        !git clone --quiet --depth 1 {repo} {clone}" in boot
+    assert '%pip install --quiet -e "{clone}[hf]"' in boot
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_opens_with_badge_and_colab_bootstrap(path):
+def test_notebook_opens_with_badge_colab_bootstrap_and_keep_work(path):
     cells = load(path)["cells"]
     github = REPOSITORY.removeprefix("https://github.com/")
     badge = f"https://colab.research.google.com/github/{github}/blob/main/notebooks/{path.name}"
     assert cells[0]["cell_type"] == "markdown" and badge in source(cells[0])
-    boot = source(cells[1])
-    assert cells[1]["cell_type"] == "code" and 'if "google.colab" in sys.modules:' in boot
-    assert f"git clone --quiet --depth 1 {REPOSITORY}" in boot and "pip install" in boot
+    script, fix = bootstrap_script(), "run .ci/notebook_bootstrap.py"
+    assert cells[1]["cell_type"] == "code" and source(cells[1]) == script.BOOTSTRAP, f"cell 1: not the bootstrap; {fix}"
+    assert cells[2]["cell_type"] == "code" and source(cells[2]) == script.KEEP_WORK, f"cell 2: not keep_work; {fix}"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -1,6 +1,7 @@
 """Stage 06: the loss falls, only the bridge moves, and an interrupted run resumes exactly."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -114,7 +115,7 @@ def test_run_killed_mid_epoch_resumes_from_its_last_step_checkpoint_with_the_sam
 
 
 def test_checkpoint_every_counts_steps_or_minutes():
-    from vgpt.train import Checkpointer
+    from vgpt.checkpoint import Checkpointer
 
     by_steps = Checkpointer(None, 3)
     assert [s for s in range(1, 10) if by_steps.due(s)] == [3, 6, 9]
@@ -161,7 +162,7 @@ def test_full_size_seed_model_takes_one_training_step_on_cpu(seed_random):
     import copy
 
     vision, lm = seed_random
-    tokenizer = loading.load_profile("tiny", verbose=False).tokenizer  # ids fit GPT-2's vocabulary
+    tokenizer = loading.gpt2_tokenizer(Path(__file__).parent / "fixtures" / "gpt2-bpe")  # GPT-2's own BPE
     parts = loading.Components(profiles.SEED, tokenizer, None, vision, copy.deepcopy(lm))
     torch.manual_seed(0)
     model = VisionGPT2.from_parts(parts)

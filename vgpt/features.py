@@ -246,6 +246,7 @@ def build_cache(
     except OSError as err:
         raise CacheError(f"{root}: cannot write the feature cache here ({err.__class__.__name__}: {err}); "
                          f"pass another cache folder (--cache)") from err
+    home = next(vision.parameters()).device  # _write_cache takes the tower to `device`; it comes back after
     try:
         unreadable = _write_cache(vision, images, to_pixels, work, spec, batch_size, device, image_size, dtype,
                                   prefetch)
@@ -262,4 +263,6 @@ def build_cache(
     except OSError as err:  # a full disk, a folder made read-only meanwhile: say so, leave no half cache
         shutil.rmtree(work, ignore_errors=True)
         raise CacheError(f"{root}: writing the feature cache failed ({err.__class__.__name__}: {err})") from err
+    finally:
+        vision.to(home)  # the caller's models stay where they were (a notebook's on the CPU)
     return FeatureCache(folder)

@@ -66,14 +66,25 @@ def _demo(args) -> int:
     return 0
 
 
-DATA_HELP = ("caption folder: Images/ + captions.txt (Kaggle), Flicker8k_Dataset/ + Flickr8k.token.txt "
-             "(original) or an image folder + dataset_flickr8k.json (Karpathy)")
+DATA_HELP = ("caption data: a folder with Images/ + captions.txt (Kaggle), Flicker8k_Dataset/ + Flickr8k.token.txt "
+             "(original) or an image folder + dataset_flickr8k.json (Karpathy); or a Hugging Face dataset: "
+             "a Hub id such as ariG23498/flickr8k, a save_to_disk folder or parquet files "
+             '(needs pip install "vgpt[hf]")')
 
 
 def _need(path: Path, what: str) -> Path:
     if not path.exists():
         raise UsageError(f"{what} {path} does not exist")
     return path
+
+
+def _need_data(source: str) -> str:
+    """A caption source: a path that exists here, or an owner/name that may be a Hugging Face Hub id."""
+    from ..hf_data import hf_source_kind
+
+    if not Path(source).exists() and hf_source_kind(source) != "hub":
+        raise UsageError(f"data folder {source} does not exist (nor is it a Hugging Face Hub id, owner/name)")
+    return source
 
 
 def _decoding(args) -> dict:
@@ -92,7 +103,7 @@ def _train(args) -> int:
         changes["compile"] = True
     if args.no_shared_prefix:
         changes["shared_prefix"] = False
-    train_folder(args.profile, _need(args.data, "data folder"), args.out, args.cache, resume=args.resume,
+    train_folder(args.profile, _need_data(args.data), args.out, args.cache, resume=args.resume,
                  checkpoint_every=_checkpoint_every(args.checkpoint_every), **changes)
     return 0
 
@@ -110,7 +121,7 @@ def _extract(args) -> int:
     from ..loading import load_profile
     from .runs import folder_features
 
-    found, cache = folder_features(load_profile(args.profile), _need(args.data, "data folder"), args.cache)
+    found, cache = folder_features(load_profile(args.profile), _need_data(args.data), args.cache)
     print(f"features of {len(found.records)} images: {cache.folder} {tuple(cache.array.shape)} fp16")
     return 0
 
@@ -127,7 +138,7 @@ def _caption(args) -> int:
 def _evaluate(args) -> int:
     from .runs import evaluate_run
 
-    evaluate_run(_need(args.run, "run folder"), _need(args.data, "data folder"), args.cache, args.split,
+    evaluate_run(_need(args.run, "run folder"), _need_data(args.data), args.cache, args.split,
                  **_decoding(args))
     return 0
 
@@ -212,11 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a small, one-epoch run for smoke tests (about a minute)")
     p.set_defaults(func=_demo)
 
-    p = sub.add_parser("train", help="train a bridge on a caption folder (any Flickr8k layout)",
+    p = sub.add_parser("train", help="train a bridge on caption data (any Flickr8k layout, or a Hugging Face dataset)",
                        description="Cache features, train projector + LoRA on the folder's train split, "
                                    "validate on its val split, and write a run folder.")
     p.add_argument("--profile", default="auto", help="auto, seed, seed-plus or tiny (default: %(default)s)")
-    p.add_argument("--data", type=Path, required=True, help=DATA_HELP)
+    p.add_argument("--data", required=True, help=DATA_HELP)
     p.add_argument("--out", type=Path, default=Path("runs/train"), help="run folder (default: %(default)s)")
     p.add_argument("--cache", type=Path, default=Path("runs/features"), help="feature cache (default: %(default)s)")
     p.add_argument("--epochs", type=int, default=None, help="(default: the profile's)")
@@ -234,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("extract", help="cache the vision features of a caption folder",
                        description="Run the frozen vision tower once over every image and cache the features.")
     p.add_argument("--profile", default="auto", help="auto, seed, seed-plus or tiny (default: %(default)s)")
-    p.add_argument("--data", type=Path, required=True, help=DATA_HELP)
+    p.add_argument("--data", required=True, help=DATA_HELP)
     p.add_argument("--cache", type=Path, default=Path("runs/features"), help="feature cache (default: %(default)s)")
     p.set_defaults(func=_extract)
 
@@ -248,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="caption metrics of a trained run on a caption folder",
                        description="BLEU-1..4, ROUGE-L, CIDEr-D and the end-of-text rate on one split.")
     p.add_argument("--run", type=Path, required=True, help="run folder")
-    p.add_argument("--data", type=Path, required=True, help=DATA_HELP)
+    p.add_argument("--data", required=True, help=DATA_HELP)
     p.add_argument("--split", default="test", choices=("train", "val", "test"), help="(default: %(default)s)")
     p.add_argument("--cache", type=Path, default=Path("runs/features"), help="feature cache (default: %(default)s)")
     _add_decoding(p)

@@ -1,4 +1,5 @@
-"""Runs on a caption folder (any layout `data.load_captions` reads): extract features, train, caption, evaluate.
+"""Runs on caption data (a folder in any Flickr8k layout, or a Hugging Face dataset: whatever
+`data.load_captions` reads): extract features, train, caption, evaluate.
 
 A run folder holds `bridge/` (what was trained), `checkpoint/` (to resume),
 `metrics.json`, `loss.png` and `captions.png`. `caption` and `evaluate` load
@@ -13,8 +14,9 @@ from pathlib import Path
 
 import torch
 
-from .. import distributed, features, generate, metrics, viz
+from .. import coco, distributed, features, generate, metrics, viz
 from ..data import DataError, load_captions, open_image
+from ..device import pick_device
 from ..errors import UserError
 from ..bridge import BRIDGE_CONFIG
 from ..model import VisionGPT2
@@ -24,16 +26,22 @@ from ..profiles import PROFILES
 from ..train import CaptionData, TrainConfig, train, uses_shared_prefix
 
 
+def data_label(data: str | Path) -> str:
+    """A data source as a run records it: the full path of a folder or file, a Hub id as it is."""
+    return repo_relative(str(Path(data).resolve())) if Path(data).exists() else str(data)
+
+
 def folder_features(parts, data: str | Path, cache_root: str | Path, log=print):
-    """The folder's captions (`data.Captions`), and the feature cache of all its images (built once)."""
+    """The data's captions (`data.Captions`), and the feature cache of all its images (built once)."""
     found = load_captions(data)
-    log(f"{data}: {found.layout} layout, {len(found.records)} images; split by {found.split_source}")
+    log(f"{data}: {found.describe()}")
     if found.skipped:
         log(f"skipped {len(found.skipped)} rows; first: {found.skipped[0]}")
-    items = [(r.image_id, (lambda p=r.image: open_image(p))) for r in found.records]
+    items = [(r.image_id, r.open) for r in found.records]
     cache = features.build_cache(parts.vision, items, features.processor_pixels(parts.image_processor),
                                  Path(cache_root) / Path(data).resolve().name,
-                                 parts.profile.model.features, parts.profile.model.image_size)
+                                 parts.profile.model.features, parts.profile.model.image_size,
+                                 device=distributed.device_for_rank(pick_device()))  # the tower on the GPU if any
     if cache.unreadable:
         found.records = [r for r in found.records if r.image_id not in cache.unreadable]
         found.skipped += [f"{reason} (left out)" for reason in cache.unreadable.values()]
@@ -81,7 +89,7 @@ def train_folder(profile: str, data: str | Path, out: str | Path, cache_root: st
         return {}
     model.save_bridge(out / "bridge")
     viz.loss_curve(history, out / "loss.png")
-    summary = {"profile": parts.profile.name, "data": repo_relative(str(Path(data).resolve())), "train_config": asdict(config),
+    summary = {"profile": parts.profile.name, "data": data_label(data), "train_config": asdict(config),
                "history": history["epochs"]}
     if val_recs:
         summary["val"] = score_records(model, val_recs, cache, num_beams=parts.profile.eval_beams)
@@ -129,6 +137,7 @@ def evaluate_run(run: str | Path, data: str | Path, cache_root: str | Path, spli
                  log=print, **options) -> dict:
     """Caption metrics of a run's bridge on one split of a caption folder (all of it if that split is empty)."""
     model, parts = load_run(run)
+    model.to(pick_device())  # captions thousands of images: on the GPU if there is one
     _default_beams(options, parts.profile)
     found, cache = folder_features(parts, data, cache_root, log)
     chosen = found.split(split)
@@ -138,4 +147,7 @@ def evaluate_run(run: str | Path, data: str | Path, cache_root: str | Path, spli
     log(f"{len(chosen)} images of {data} ({label}):")
     for k, v in scores.items():
         log(f"  {k:<10}{v:.3f}")
+    if found.layout == coco.LAYOUT:  # papers' scale, beside published figures (theirs, labelled so)
+        for line in coco.published_lines(scores, label):
+            log(line)
     return scores
