@@ -28,12 +28,6 @@ def _grams(words, n):
 
 
 WRONG = {
-    "count_parameters": [lambda m, trainable_only=False: sum(t.numel() for t in m.state_dict().values()),
-                         lambda m, trainable_only=False: sum(p.numel() for p in m.parameters())],
-    "patchify": [lambda x, p: x.reshape(x.shape[0], -1, x.shape[1] * p * p),
-                 lambda x, p: x.unfold(2, p, p).unfold(3, p, p).permute(0, 3, 2, 1, 4, 5).reshape(
-                     x.shape[0], -1, x.shape[1] * p * p)],
-    "rms_scale": [lambda prefix, table: (table.std() / prefix.std()).item()],
     "warmup_cosine": [lambda s, t, w: s / w if s < w else 0.5 * (1 + torch.cos(torch.tensor(3.14159 * s / t))).item(),
                       lambda s, t, w: 1.0],
     "top_k_filter": [lambda logits, k: logits.topk(k, dim=-1).values,
@@ -43,8 +37,7 @@ WRONG = {
                           lambda c, refs, n: sum(1 for g in _grams(c, n).elements() if any(
                               g in _grams(r, n) for r in refs)) / max(1, sum(_grams(c, n).values()))],
 }
-NOTEBOOK = {"count_parameters": "00_two_alien_models", "patchify": "01_feature_extraction",
-            "rms_scale": "02_projector", "warmup_cosine": "06_training", "top_k_filter": "07_generation",
+NOTEBOOK = {"warmup_cosine": "06_training", "top_k_filter": "07_generation",
             "clipped_precision": "08_evaluation_and_demo"}
 
 

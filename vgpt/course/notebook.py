@@ -145,6 +145,8 @@ def load_trained(parts, mine: bool | None = None):
 
     Where notebook 06 has not run (on Colab: another machine, whose work was not kept on Drive), it
     says so and trains a quick bridge in place, once (`quick_bridge.py`); later calls find that one.
+    The bridge goes on a copy of GPT-2, as in `fresh_model`: the cell can be run again, and `parts`
+    stays unwrapped.
     """
     import copy
     import dataclasses
@@ -165,7 +167,6 @@ def load_trained(parts, mine: bool | None = None):
     else:
         folder = _train_quick(parts, own, runs / "quick")
     print(f"bridge: {where(folder)}")
-    # on a copy of GPT-2, as in `fresh_model`: the cell can be run again, and `parts` stays unwrapped
     fresh = dataclasses.replace(parts, language_model=copy.deepcopy(parts.language_model))
     return VisionGPT2.load_bridge(folder, fresh).eval()
 

@@ -1,8 +1,11 @@
 """The exercises' checkers, one module per notebook; `from vgpt.course.exercises import check_...`."""
 
 from .two_alien_models import check_count_parameters
+from .two_alien_models import check_next_token_loss
 from .feature_extraction import check_patchify
+from .feature_extraction import check_clip_preprocess
 from .projector import check_rms_scale
+from .projector import check_mlp_projector
 from .prefix_concatenation import check_caption_labels, check_prefix_inputs
 from .joint_attention_mask import check_attention_bias, check_position_ids
 from .lora_injection import check_lora_conv1d, check_lora_forward
@@ -12,8 +15,11 @@ from .evaluation import check_clipped_precision
 
 __all__ = [
     "check_count_parameters",
+    "check_next_token_loss",
     "check_patchify",
+    "check_clip_preprocess",
     "check_rms_scale",
+    "check_mlp_projector",
     "check_caption_labels",
     "check_prefix_inputs",
     "check_attention_bias",
