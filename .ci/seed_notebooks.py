@@ -41,7 +41,8 @@ def stand_in_hub(hub: Path) -> None:
         model.save_pretrained(snapshot, safe_serialization=True)
         if model is vision:
             CLIPImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224}).save_pretrained(
-                snapshot)
+                snapshot
+            )
         else:
             gpt2_tokenizer(ROOT / "tests" / "fixtures" / "gpt2-bpe").save_pretrained(snapshot)
 
@@ -55,8 +56,10 @@ def mini_flickr8k(data: Path) -> None:
     lines = []
     for i, scene in enumerate(shapes.generate("train", 24, seed=9)):
         scene.render(160).save(data / "Flicker8k_Dataset" / f"{i}.jpg")
-        lines += [f"{i}.jpg#{k}\t{lead}{scene.caption}" for k, lead in
-                  enumerate(["", "there is ", "look: ", "we see ", "it shows "])]
+        lines += [
+            f"{i}.jpg#{k}\t{lead}{scene.caption}"
+            for k, lead in enumerate(["", "there is ", "look: ", "we see ", "it shows "])
+        ]
     (data / "Flickr8k_text" / "Flickr8k.token.txt").write_text("\n".join(lines) + "\n")
     for name, images in (("train", range(16)), ("dev", range(16, 20)), ("test", range(20, 24))):
         (data / "Flickr8k_text" / f"Flickr_8k.{name}Images.txt").write_text("".join(f"{i}.jpg\n" for i in images))
@@ -67,8 +70,13 @@ def main(workdir: str = "/tmp/vgpt-seed") -> int:
     from nbclient import NotebookClient
 
     work = Path(workdir)
-    os.environ.update(HF_HOME=str(work / "hf"), HF_HUB_OFFLINE="1", VGPT_PROFILE="seed",
-                      VGPT_DATA=str(work / "flickr8k"), TQDM_DISABLE="1")
+    os.environ.update(
+        HF_HOME=str(work / "hf"),
+        HF_HUB_OFFLINE="1",
+        VGPT_PROFILE="seed",
+        VGPT_DATA=str(work / "flickr8k"),
+        TQDM_DISABLE="1",
+    )
     stand_in_hub(work / "hf" / "hub")
     mini_flickr8k(work / "flickr8k")
     (work / "notebooks").mkdir(exist_ok=True)
@@ -77,8 +85,9 @@ def main(workdir: str = "/tmp/vgpt-seed") -> int:
         nb = nbformat.read(path, as_version=4)
         start = time.perf_counter()
         try:
-            NotebookClient(nb, timeout=1800, kernel_name="python3",
-                           resources={"metadata": {"path": str(path.parent)}}).execute()
+            NotebookClient(
+                nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+            ).execute()
             status = "ran to the end"
         except Exception as err:  # report and go on to the next notebook
             failed += 1

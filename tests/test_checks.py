@@ -24,21 +24,33 @@ def stub(*args, **kwargs):
 
 
 def _grams(words, n):
-    return Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
+    return Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
 
 
 WRONG = {
-    "warmup_cosine": [lambda s, t, w: s / w if s < w else 0.5 * (1 + torch.cos(torch.tensor(3.14159 * s / t))).item(),
-                      lambda s, t, w: 1.0],
-    "top_k_filter": [lambda logits, k: logits.topk(k, dim=-1).values,
-                     lambda logits, k: logits.masked_fill(logits < logits.topk(k, -1).values[..., :1], float("-inf"))],
-    "clipped_precision": [lambda c, refs, n: sum(min(v, max(_grams(r, n)[g] for r in refs)) for g, v in
-                                                 _grams(c, n).items()) / max(1, len(c)),
-                          lambda c, refs, n: sum(1 for g in _grams(c, n).elements() if any(
-                              g in _grams(r, n) for r in refs)) / max(1, sum(_grams(c, n).values()))],
+    "warmup_cosine": [
+        lambda s, t, w: s / w if s < w else 0.5 * (1 + torch.cos(torch.tensor(3.14159 * s / t))).item(),
+        lambda s, t, w: 1.0,
+    ],
+    "top_k_filter": [
+        lambda logits, k: logits.topk(k, dim=-1).values,
+        lambda logits, k: logits.masked_fill(logits < logits.topk(k, -1).values[..., :1], float("-inf")),
+    ],
+    "clipped_precision": [
+        lambda c, refs, n: (
+            sum(min(v, max(_grams(r, n)[g] for r in refs)) for g, v in _grams(c, n).items()) / max(1, len(c))
+        ),
+        lambda c, refs, n: (
+            sum(1 for g in _grams(c, n).elements() if any(g in _grams(r, n) for r in refs))
+            / max(1, sum(_grams(c, n).values()))
+        ),
+    ],
 }
-NOTEBOOK = {"warmup_cosine": "06_training", "top_k_filter": "07_generation",
-            "clipped_precision": "08_evaluation_and_demo"}
+NOTEBOOK = {
+    "warmup_cosine": "06_training",
+    "top_k_filter": "07_generation",
+    "clipped_precision": "08_evaluation_and_demo",
+}
 
 
 @pytest.mark.parametrize("name", list(NOTEBOOK))

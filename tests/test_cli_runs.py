@@ -10,8 +10,9 @@ from vgpt.world import shapes
 
 
 def vgpt(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "vgpt", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "vgpt", *map(str, args)], capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +26,21 @@ def trained(folder, tmp_path_factory):
     """One epoch of `train` on the miniature folder: (run folder, feature cache, the command's result)."""
     root = tmp_path_factory.mktemp("trained")
     run, cache = root / "run", root / "cache"
-    result = vgpt("train", "--profile", "tiny", "--data", folder, "--out", run, "--cache", cache,
-                  "--epochs", 1, "--batch-size", 32)
+    result = vgpt(
+        "train",
+        "--profile",
+        "tiny",
+        "--data",
+        folder,
+        "--out",
+        run,
+        "--cache",
+        cache,
+        "--epochs",
+        1,
+        "--batch-size",
+        32,
+    )
     return run, cache, result
 
 
@@ -55,12 +69,15 @@ def test_extract_reuses_the_cache_train_built(trained, folder):
     assert extracted.returncode == 0 and "(200, 17, 128)" in extracted.stdout
 
 
-@pytest.mark.parametrize("args, message", [
-    (["train", "--profile", "tiny", "--data", "/nonexistent"], "data folder /nonexistent does not exist"),
-    (["caption", "/nonexistent.png", "--run", "."], "image /nonexistent.png does not exist"),
-    (["evaluate", "--run", "/nonexistent", "--data", "."], "run folder /nonexistent does not exist"),
-    (["train", "--profile", "seed", "--data", "."], "--profile tiny"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--profile", "tiny", "--data", "/nonexistent"], "data folder /nonexistent does not exist"),
+        (["caption", "/nonexistent.png", "--run", "."], "image /nonexistent.png does not exist"),
+        (["evaluate", "--run", "/nonexistent", "--data", "."], "run folder /nonexistent does not exist"),
+        (["train", "--profile", "seed", "--data", "."], "--profile tiny"),
+    ],
+)
 def test_cli_errors_are_one_line(args, message, monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -89,10 +106,24 @@ def test_train_and_evaluate_on_the_original_layout_with_grouped_captions(tmp_pat
     for split, part in (("train", scenes[:90]), ("dev", scenes[90:105]), ("test", scenes[105:])):
         first = {"train": 0, "dev": 90, "test": 105}[split]
         (tmp_path / "flickr" / f"Flickr_8k.{split}Images.txt").write_text(
-            "".join(f"{first + k}.png\n" for k in range(len(part))))
+            "".join(f"{first + k}.png\n" for k in range(len(part)))
+        )
     run = tmp_path / "run"
-    trained = vgpt("train", "--profile", "tiny", "--data", tmp_path / "flickr", "--out", run, "--cache",
-                   tmp_path / "cache", "--epochs", 1, "--batch-size", 16)
+    trained = vgpt(
+        "train",
+        "--profile",
+        "tiny",
+        "--data",
+        tmp_path / "flickr",
+        "--out",
+        run,
+        "--cache",
+        tmp_path / "cache",
+        "--epochs",
+        1,
+        "--batch-size",
+        16,
+    )
     assert trained.returncode == 0, trained.stderr[-2000:]
     assert "original layout, 120 images; split by the split lists" in trained.stdout
     assert "training on 90 images (180 captions), validating on 15; one prefix pass per image" in trained.stdout

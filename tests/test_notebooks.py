@@ -14,8 +14,17 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 # read with a pattern, not tomllib, so that the suite runs on Python 3.10 too
 REPOSITORY = re.search(r'^Repository = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
-STAGES = ["00_two_alien_models", "01_feature_extraction", "02_projector", "03_prefix_concatenation",
-          "04_joint_attention_mask", "05_lora_injection", "06_training", "07_generation", "08_evaluation_and_demo"]
+STAGES = [
+    "00_two_alien_models",
+    "01_feature_extraction",
+    "02_projector",
+    "03_prefix_concatenation",
+    "04_joint_attention_mask",
+    "05_lora_injection",
+    "06_training",
+    "07_generation",
+    "08_evaluation_and_demo",
+]
 
 
 def load(path):
@@ -69,7 +78,9 @@ def test_notebook_is_committed_executed_and_stripped(path):
         assert cell["execution_count"] is None, "execution counts left in: run .ci/execute_notebooks.py"
         assert all(o.get("execution_count") is None for o in cell["outputs"])
         assert not any(o["output_type"] == "error" for o in cell["outputs"]), source(cell)[:80]
-        if re.search(r"^\s*print\(|\bcheck_\w+\(|plt\.|viz\.", source(cell), re.M) and "google.colab" not in source(cell):
+        if re.search(r"^\s*print\(|\bcheck_\w+\(|plt\.|viz\.", source(cell), re.M) and "google.colab" not in source(
+            cell
+        ):
             assert cell["outputs"], f"unexecuted cell (no output): {source(cell)[:80]!r}"
     assert any(o.get("data", {}).get("image/png") for c in code for o in c["outputs"]), "no picture"
     assert any("nbval-check-output" in c.get("metadata", {}).get("tags", []) for c in code), "no compared cell"

@@ -3,14 +3,20 @@
 import pytest
 import torch
 
-from vgpt import loading, profiles
+from vgpt import loading
 from vgpt.model import VisionGPT2
 from vgpt.prefix import tokenize_captions
 from vgpt.shared_prefix import group_by_image, shared_prefix_forward
 from vgpt.train import CaptionData, TrainConfig, caption_order, train
 
-CAPTIONS = ["a red circle", "a big blue square above a small green triangle", "two", "a red circle left of a "
-            "blue square", "a small yellow triangle", "purple"]
+CAPTIONS = [
+    "a red circle",
+    "a big blue square above a small green triangle",
+    "two",
+    "a red circle left of a blue square",
+    "a small yellow triangle",
+    "purple",
+]
 IMAGES = ["b", "a", "b", "c", "a", "b"]  # 3 images with 2, 3 and 1 captions, in mixed order
 
 
@@ -49,7 +55,7 @@ def test_shared_prefix_loss_logits_and_gradients_equal_the_plain_ones(trained_lo
     n = features.shape[1]
     assert shared.logits.shape == (6, 1 + ids.shape[1], model.config.vocab_size)
     real = torch.cat([torch.ones(6, 1, dtype=torch.bool), mask.bool()], dim=1)  # padding rows may differ
-    torch.testing.assert_close(shared.logits[real], plain.logits[:, n - 1:][real], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(shared.logits[real], plain.logits[:, n - 1 :][real], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(shared.loss, plain.loss, atol=1e-6, rtol=1e-6)
     g_plain, g_shared = gradients(model, plain.loss), gradients(model, shared.loss)
     assert len(g_plain) == len(list(model.trainable_parameters())) > 20
@@ -85,8 +91,9 @@ def test_training_with_and_without_sharing_takes_the_same_steps(trained_looking_
     histories, weights = [], []
     for shared in (False, True):
         model = trained_looking_model()
-        config = TrainConfig(epochs=2, batch_size=5, lr_projector=1e-3, lr_lora=1e-3, warmup_steps=2,
-                             shared_prefix=shared)
+        config = TrainConfig(
+            epochs=2, batch_size=5, lr_projector=1e-3, lr_lora=1e-3, warmup_steps=2, shared_prefix=shared
+        )
         histories.append(train(model, data, config, progress=False)["step_loss"])
         weights.append(torch.cat([p.detach().flatten() for p in model.trainable_parameters()]))
     assert len(histories[0]) == 10

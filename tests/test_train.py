@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from vgpt import features, loading, profiles
-from vgpt.world import shapes
 from vgpt.errors import UserError
 from vgpt.model import VisionGPT2
-from vgpt.world.vision import pixel_tensor
 from vgpt.train import CHECKPOINT, CaptionData, TrainConfig, epoch_order, train, validation_loss
+from vgpt.world import shapes
+from vgpt.world.vision import pixel_tensor
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +30,7 @@ def fresh_model():
     return VisionGPT2.from_parts(loading.load_profile("tiny", verbose=False))
 
 
-CONFIG = TrainConfig(epochs=2, batch_size=32, lr_projector=2e-3, lr_lora=2e-3, warmup_steps=5,
-                     seed=3)
+CONFIG = TrainConfig(epochs=2, batch_size=32, lr_projector=2e-3, lr_lora=2e-3, warmup_steps=5, seed=3)
 
 
 def test_loss_falls_and_only_the_bridge_moves(data):
@@ -143,8 +142,22 @@ def test_demo_quick_writes_its_run_folder(tmp_path):
     import subprocess
     import sys
 
-    run = subprocess.run([sys.executable, "-m", "vgpt", "demo", "--quick", "--out", str(tmp_path / "run"),
-                          "--cache", str(tmp_path / "cache")], capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vgpt",
+            "demo",
+            "--quick",
+            "--out",
+            str(tmp_path / "run"),
+            "--cache",
+            str(tmp_path / "cache"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     folder = tmp_path / "run"
     for name in ("metrics.json", "loss.png", "captions.png", "bridge/bridge.json", "checkpoint/trainer_state.json"):
@@ -175,8 +188,9 @@ def test_full_size_seed_model_takes_one_training_step_on_cpu(seed_random):
 
     config = profiles.SEED.train.with_(epochs=1, batch_size=1)
     bridge = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-    history = train(model, CaptionData([("img", "a red circle left of a blue square")], from_pixels), config,
-                    progress=False)
+    history = train(
+        model, CaptionData([("img", "a red circle left of a blue square")], from_pixels), config, progress=False
+    )
     assert shapes_seen == [(1, 257, 1024)]
     assert len(history["step_loss"]) == 1 and history["step_loss"][0] > 0
     moved = [n for n, p in model.named_parameters() if p.requires_grad and not torch.equal(p, bridge[n])]

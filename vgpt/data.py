@@ -70,13 +70,17 @@ IMAGE_FOLDERS = ("Images", "Flicker8k_Dataset", "Flickr8k_Dataset")  # Kaggle, o
 KAGGLE_TABLE = "captions.txt"
 TOKEN_FILE = "Flickr8k.token.txt"
 KARPATHY_FILE = "dataset_flickr8k.json"
-SPLIT_LISTS = {"train": "Flickr_8k.trainImages.txt", "val": "Flickr_8k.devImages.txt",
-               "test": "Flickr_8k.testImages.txt"}
+SPLIT_LISTS = {
+    "train": "Flickr_8k.trainImages.txt",
+    "val": "Flickr_8k.devImages.txt",
+    "test": "Flickr_8k.testImages.txt",
+}
 
 
 @dataclass
 class Captions:
     """What `load_captions` found: records grouped by image, the rows it skipped and why."""
+
     records: list[CaptionRecord]
     skipped: list[str]  # "file:line: problem", one per skipped row
     layout: str  # "kaggle", "original", "karpathy", or a Hugging Face dataset's table shape
@@ -185,8 +189,12 @@ def _split_lists(folder: Path) -> dict[str, str] | None:
     found = {split: _find(folder, name) for split, name in SPLIT_LISTS.items()}
     if None in found.values():
         return None
-    return {line.strip(): split for split, path in found.items()
-            for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+    return {
+        line.strip(): split
+        for split, path in found.items()
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    }
 
 
 def _caption_table(folder: Path) -> tuple[str, Path] | None:
@@ -214,16 +222,20 @@ def load_captions(source: str | Path) -> Captions:
     if not folder.is_dir():
         raise DataError(f"{source}: not a folder, a parquet file or a Hugging Face Hub id (owner/name)")
     if found is None:
-        raise DataError(f"{folder}: no caption file; expected {KAGGLE_TABLE} (Kaggle layout), {TOKEN_FILE} "
-                        f"(original release) or {KARPATHY_FILE} (Karpathy split), with an image folder; "
-                        f"or a Hugging Face dataset (a save_to_disk folder, parquet files)")
+        raise DataError(
+            f"{folder}: no caption file; expected {KAGGLE_TABLE} (Kaggle layout), {TOKEN_FILE} "
+            f"(original release) or {KARPATHY_FILE} (Karpathy split), with an image folder; "
+            f"or a Hugging Face dataset (a save_to_disk folder, parquet files)"
+        )
     layout, table = found
     rows = _Collector(_image_folder(folder, table))
     {"karpathy": _read_karpathy, "original": _read_token_file, "kaggle": _read_kaggle}[layout](table, rows)
     records = list(rows.records.values())
     if not records:
-        raise DataError(f"{table}: no usable rows ({len(rows.skipped)} skipped"
-                        + (f"; first: {rows.skipped[0]})" if rows.skipped else ")"))
+        raise DataError(
+            f"{table}: no usable rows ({len(rows.skipped)} skipped"
+            + (f"; first: {rows.skipped[0]})" if rows.skipped else ")")
+        )
     source = f"the split field of {table.name}" if layout == "karpathy" else None
     if source is None and (lists := _split_lists(folder)):
         for r in records:

@@ -18,10 +18,10 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -76,8 +76,18 @@ def processor_pixels(processor) -> Callable[[list], torch.Tensor]:
     return lambda images: processor(images=[trim_aspect(i) for i in images], return_tensors="pt")["pixel_values"]
 
 
-ARCHITECTURE_KEYS = ("model_type", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-                     "num_channels", "image_size", "patch_size", "hidden_act", "layer_norm_eps")
+ARCHITECTURE_KEYS = (
+    "model_type",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_channels",
+    "image_size",
+    "patch_size",
+    "hidden_act",
+    "layer_norm_eps",
+)
 
 
 def tower_fingerprint(vision) -> str:
@@ -166,8 +176,18 @@ def _feature_shape(vision, to_pixels, spec: FeatureSpec, image_size: int, device
     return tuple(probe.shape[1:])
 
 
-def _write_cache(vision, images, to_pixels, work: Path, spec: FeatureSpec, batch_size: int, device,
-                 image_size: int, dtype, prefetch: bool = True) -> dict[str, str]:
+def _write_cache(
+    vision,
+    images,
+    to_pixels,
+    work: Path,
+    spec: FeatureSpec,
+    batch_size: int,
+    device,
+    image_size: int,
+    dtype,
+    prefetch: bool = True,
+) -> dict[str, str]:
     """Fill work/features.npy, this rank's batches only; returns the unreadable images of all ranks.
 
     Opening and preprocessing the next batch (PIL decoding, resizing) runs in a
@@ -244,17 +264,26 @@ def build_cache(
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir(parents=True)
     except OSError as err:
-        raise CacheError(f"{root}: cannot write the feature cache here ({err.__class__.__name__}: {err}); "
-                         f"pass another cache folder (--cache)") from err
+        raise CacheError(
+            f"{root}: cannot write the feature cache here ({err.__class__.__name__}: {err}); "
+            f"pass another cache folder (--cache)"
+        ) from err
     home = next(vision.parameters()).device  # _write_cache takes the tower to `device`; it comes back after
     try:
-        unreadable = _write_cache(vision, images, to_pixels, work, spec, batch_size, device, image_size, dtype,
-                                  prefetch)
+        unreadable = _write_cache(
+            vision, images, to_pixels, work, spec, batch_size, device, image_size, dtype, prefetch
+        )
         if not distributed.is_main():
             distributed.barrier()  # rank 0 renames the finished cache into place
             return FeatureCache(folder)
-        meta = {"key": key, "tower": tower_fingerprint(vision), "spec": asdict(spec), "image_size": image_size,
-                "count": len(ids), "unreadable": unreadable}
+        meta = {
+            "key": key,
+            "tower": tower_fingerprint(vision),
+            "spec": asdict(spec),
+            "image_size": image_size,
+            "count": len(ids),
+            "unreadable": unreadable,
+        }
         (work / "ids.json").write_text(json.dumps(ids))
         (work / "meta.json").write_text(json.dumps(meta, indent=2))  # last: no meta, no cache
         shutil.rmtree(folder, ignore_errors=True)

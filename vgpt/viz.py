@@ -23,12 +23,17 @@ def loss_curve(history: dict, path: str | Path | None = None, smooth: int = 20, 
     losses = history["step_loss"]
     ax.plot(range(1, len(losses) + 1), losses, color="tab:blue", alpha=0.25, lw=0.8, label="train (step)")
     if len(losses) >= smooth:
-        avg = [sum(losses[i - smooth:i]) / smooth for i in range(smooth, len(losses) + 1)]
+        avg = [sum(losses[i - smooth : i]) / smooth for i in range(smooth, len(losses) + 1)]
         ax.plot(range(smooth, len(losses) + 1), avg, color="tab:blue", label=f"train ({smooth}-step mean)")
     epochs = [e for e in history["epochs"] if "val_loss" in e]
     if epochs:
-        ax.plot([e["step"] for e in epochs], [e["val_loss"] for e in epochs], "o-", color="tab:orange",
-                label="validation (epoch)")
+        ax.plot(
+            [e["step"] for e in epochs],
+            [e["val_loss"] for e in epochs],
+            "o-",
+            color="tab:orange",
+            label="validation (epoch)",
+        )
     if floor is not None:
         ax.axhline(floor, color="gray", ls="--", lw=1, label=f"blind floor (no image): {floor:.3f}")
     ax.set_xlabel("optimizer step")
@@ -41,8 +46,13 @@ def loss_curve(history: dict, path: str | Path | None = None, smooth: int = 20, 
     return fig
 
 
-def caption_grid(images, predictions: list[str], references: list[str] | None = None,
-                 path: str | Path | None = None, columns: int = 4):
+def caption_grid(
+    images,
+    predictions: list[str],
+    references: list[str] | None = None,
+    path: str | Path | None = None,
+    columns: int = 4,
+):
     """Images with their predicted caption (green where it equals the reference, red where not)."""
     plt = _plt()
     rows = -(-len(images) // columns)
@@ -61,8 +71,7 @@ def caption_grid(images, predictions: list[str], references: list[str] | None = 
     return fig
 
 
-def attention_maps(image, words: list[str], maps, title: str | None = None, columns: int = 6,
-                   close: bool = False):
+def attention_maps(image, words: list[str], maps, title: str | None = None, columns: int = 6, close: bool = False):
     """The image, then one panel per word with its attention over the patches laid on top."""
     plt = _plt()
     panels = len(words) + 1

@@ -34,7 +34,10 @@ def extraction_timings(model, profile, images: int, device, batch_size: int = 32
             files.append(Path(tmp) / f"{i}.jpg")
             scene.render(480).resize((640, 480)).save(files[-1], quality=90)
         items = [(f.name, (lambda f=f: open_image(f))) for f in files]
-        variants = (("fp32, decode on the main thread", None, False), (f"{fast_name}, decode in a thread", "auto", True))
+        variants = (
+            ("fp32, decode on the main thread", None, False),
+            (f"{fast_name}, decode in a thread", "auto", True),
+        )
         build_cache(model.vision, items[:4], processor_pixels(processor), Path(tmp) / "warm-up",
                     profile.model.features, size, 4, device)  # fmt: skip
         for k, (name, dtype, prefetch) in enumerate(variants):

@@ -15,15 +15,15 @@ from pathlib import Path
 import torch
 
 from .. import coco, distributed, features, generate, metrics, viz
+from ..bridge import BRIDGE_CONFIG
 from ..data import DataError, load_captions, open_image
 from ..device import pick_device
 from ..errors import UserError
-from ..bridge import BRIDGE_CONFIG
-from ..model import VisionGPT2
 from ..loading import load_profile
+from ..model import VisionGPT2
 from ..paths import repo_relative
 from ..profiles import PROFILES
-from ..train import CaptionData, TrainConfig, train, uses_shared_prefix
+from ..train import CaptionData, train, uses_shared_prefix
 
 
 def data_label(data: str | Path) -> str:
@@ -38,21 +38,35 @@ def folder_features(parts, data: str | Path, cache_root: str | Path, log=print):
     if found.skipped:
         log(f"skipped {len(found.skipped)} rows; first: {found.skipped[0]}")
     items = [(r.image_id, r.open) for r in found.records]
-    cache = features.build_cache(parts.vision, items, features.processor_pixels(parts.image_processor),
-                                 Path(cache_root) / Path(data).resolve().name,
-                                 parts.profile.model.features, parts.profile.model.image_size,
-                                 device=distributed.device_for_rank(pick_device()))  # the tower on the GPU if any
+    cache = features.build_cache(
+        parts.vision,
+        items,
+        features.processor_pixels(parts.image_processor),
+        Path(cache_root) / Path(data).resolve().name,
+        parts.profile.model.features,
+        parts.profile.model.image_size,
+        device=distributed.device_for_rank(pick_device()),
+    )  # the tower on the GPU if any
     if cache.unreadable:
         found.records = [r for r in found.records if r.image_id not in cache.unreadable]
         found.skipped += [f"{reason} (left out)" for reason in cache.unreadable.values()]
-        log(f"left out {len(cache.unreadable)} images that cannot be read; first: "
-            f"{next(iter(cache.unreadable.values()))}")
+        log(
+            f"left out {len(cache.unreadable)} images that cannot be read; first: "
+            f"{next(iter(cache.unreadable.values()))}"
+        )
     return found, cache
 
 
-def train_folder(profile: str, data: str | Path, out: str | Path, cache_root: str | Path,
-                 resume: bool = False, log=print, checkpoint_every: int | str | None = "10min",
-                 **changes) -> dict:
+def train_folder(
+    profile: str,
+    data: str | Path,
+    out: str | Path,
+    cache_root: str | Path,
+    resume: bool = False,
+    log=print,
+    checkpoint_every: int | str | None = "10min",
+    **changes,
+) -> dict:
     """Train a bridge on the folder's train split into the run folder `out`.
 
     Under `torchrun` each rank runs this; features are extracted in shards,
@@ -74,23 +88,37 @@ def train_folder(profile: str, data: str | Path, out: str | Path, cache_root: st
         model.calibrate_projector(cache.get([r.image_id for r in train_recs[:256]]).float())
     config = parts.profile.train.with_(**changes)
     shared = uses_shared_prefix(CaptionData(pairs(train_recs), source), config)
-    log(f"training on {len(train_recs)} images ({len(pairs(train_recs))} captions), "
-        f"validating on {len(val_recs)}; {'one prefix pass per image' if shared else 'one caption per sequence'}")
+    log(
+        f"training on {len(train_recs)} images ({len(pairs(train_recs))} captions), "
+        f"validating on {len(val_recs)}; {'one prefix pass per image' if shared else 'one caption per sequence'}"
+    )
+
     def val_metrics(epoch, record):  # caption metrics each epoch, on up to 200 val images
         if val_recs:
             scores = score_records(model, val_recs[:200], cache, num_beams=parts.profile.eval_beams)
             record.update({f"val_{k}": v for k, v in scores.items()})
 
-    history = train(model, CaptionData(pairs(train_recs), source), config,
-                    val_data=CaptionData(pairs(val_recs), source) if val_recs else None,
-                    run_dir=out, resume=resume, on_epoch_end=val_metrics, checkpoint_every=checkpoint_every)
+    history = train(
+        model,
+        CaptionData(pairs(train_recs), source),
+        config,
+        val_data=CaptionData(pairs(val_recs), source) if val_recs else None,
+        run_dir=out,
+        resume=resume,
+        on_epoch_end=val_metrics,
+        checkpoint_every=checkpoint_every,
+    )
     out = Path(out)
     if not distributed.is_main():
         return {}
     model.save_bridge(out / "bridge")
     viz.loss_curve(history, out / "loss.png")
-    summary = {"profile": parts.profile.name, "data": data_label(data), "train_config": asdict(config),
-               "history": history["epochs"]}
+    summary = {
+        "profile": parts.profile.name,
+        "data": data_label(data),
+        "train_config": asdict(config),
+        "history": history["epochs"],
+    }
     if val_recs:
         summary["val"] = score_records(model, val_recs, cache, num_beams=parts.profile.eval_beams)
     (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -99,8 +127,9 @@ def train_folder(profile: str, data: str | Path, out: str | Path, cache_root: st
 
 
 def score_records(model, records, cache, **options) -> dict:
-    texts, ended = generate.generate_captions(model, features=cache.get([r.image_id for r in records]).float(),
-                                              **options)
+    texts, ended = generate.generate_captions(
+        model, features=cache.get([r.image_id for r in records]).float(), **options
+    )
     scores = metrics.caption_scores(texts, [r.captions for r in records])
     scores["eos_rate"] = sum(ended) / len(ended)
     return scores
@@ -133,8 +162,9 @@ def caption_files(run: str | Path, images: list[str | Path], **options) -> list[
     return texts
 
 
-def evaluate_run(run: str | Path, data: str | Path, cache_root: str | Path, split: str = "test",
-                 log=print, **options) -> dict:
+def evaluate_run(
+    run: str | Path, data: str | Path, cache_root: str | Path, split: str = "test", log=print, **options
+) -> dict:
     """Caption metrics of a run's bridge on one split of a caption folder (all of it if that split is empty)."""
     model, parts = load_run(run)
     model.to(pick_device())  # captions thousands of images: on the GPU if there is one

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from tqdm.auto import tqdm
@@ -10,8 +10,9 @@ from tqdm.auto import tqdm
 from ..schedule import warmup_cosine
 
 
-def fit(model, loss_at: Callable[[int], torch.Tensor], steps: int, lr: float, weight_decay: float, warmup: int,
-        desc: str):
+def fit(
+    model, loss_at: Callable[[int], torch.Tensor], steps: int, lr: float, weight_decay: float, warmup: int, desc: str
+):
     """Train `model` for `steps` steps on the loss `loss_at(step)` returns; leaves it in eval mode.
 
     Gradients are clipped to norm 1; the learning rate warms up over `warmup`

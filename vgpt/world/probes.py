@@ -14,7 +14,7 @@ def vision_features(tower, scenes: list[shapes.Scene], image_size: int, batch: i
     """Flattened last hidden state, (B, N * D): all that a visual prefix would carry."""
     out = []
     for i in range(0, len(scenes), batch):
-        px = pixel_tensor([s.render(image_size) for s in scenes[i:i + batch]])
+        px = pixel_tensor([s.render(image_size) for s in scenes[i : i + batch]])
         out.append(tower(pixel_values=px).last_hidden_state.flatten(1))
     return torch.cat(out)
 
@@ -37,8 +37,9 @@ def linear_probe(train_x, train_y, test_x, test_y, n_classes: int, weight_decay:
         return float((probe(xte).argmax(1) == test_y).float().mean())
 
 
-def probe_attributes(tower, image_size: int, n_train: int, n_test: int, seed: int = 0,
-                     test_split: str = "test") -> dict[str, float]:
+def probe_attributes(
+    tower, image_size: int, n_train: int, n_test: int, seed: int = 0, test_split: str = "test"
+) -> dict[str, float]:
     """Accuracy of a linear probe per caption attribute, on held-out scenes."""
     train = shapes.generate("train", n_train, seed=10_000 + seed)
     test = shapes.generate(test_split, n_test, seed=20_000 + seed)
@@ -57,5 +58,3 @@ def probe_attributes(tower, image_size: int, n_train: int, n_test: int, seed: in
         yte = torch.tensor([code[ate[i][name]] for i in ite])
         result[name] = linear_probe(ftr[itr], ytr, fte[ite], yte, len(classes))
     return result
-
-

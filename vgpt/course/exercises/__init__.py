@@ -1,17 +1,14 @@
 """The exercises' checkers, one module per notebook; `from vgpt.course.exercises import check_...`."""
 
-from .two_alien_models import check_count_parameters
-from .two_alien_models import check_next_token_loss
-from .feature_extraction import check_patchify
-from .feature_extraction import check_clip_preprocess
-from .projector import check_rms_scale
-from .projector import check_mlp_projector
-from .prefix_concatenation import check_caption_labels, check_prefix_inputs
+from .evaluation import check_clipped_precision
+from .feature_extraction import check_clip_preprocess, check_patchify
+from .generation import check_top_k_filter
 from .joint_attention_mask import check_attention_bias, check_position_ids
 from .lora_injection import check_lora_conv1d, check_lora_forward
+from .prefix_concatenation import check_caption_labels, check_prefix_inputs
+from .projector import check_mlp_projector, check_rms_scale
 from .training import check_warmup_cosine
-from .generation import check_top_k_filter
-from .evaluation import check_clipped_precision
+from .two_alien_models import check_count_parameters, check_next_token_loss
 
 __all__ = [
     "check_count_parameters",

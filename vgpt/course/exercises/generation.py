@@ -23,6 +23,7 @@ def check_top_k_filter(fn) -> bool:
             if not torch.equal(torch.isinf(got), ~keep):
                 raise Wrong(f"with k={k} each row must keep exactly its {k} largest logits")
             same(got[keep], expected[keep], "the kept logits (unchanged)")
+
         return case
 
     return grade("top_k_filter", fn, [("k = 1", run(1)), ("k = 4", run(4)), ("k = V", run(11))])
