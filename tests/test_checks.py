@@ -1,22 +1,12 @@
 """Every exercise checker accepts its solution and rejects the usual wrong answers and the bare stub."""
 
-import importlib.util
 from collections import Counter
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import exercise_solution
 
 from vgpt.course import exercises
-
-SOLUTIONS = Path(__file__).resolve().parents[1] / "notebooks" / "solutions"
-
-
-def solution(notebook: str, name: str):
-    spec = importlib.util.spec_from_file_location(f"solution_{notebook[:2]}", SOLUTIONS / f"{notebook}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return getattr(module, name)
 
 
 def stub(*args, **kwargs):
@@ -56,17 +46,10 @@ NOTEBOOK = {
 @pytest.mark.parametrize("name", list(NOTEBOOK))
 def test_checker_accepts_the_solution_and_rejects_wrong_answers(name, capsys):
     check = getattr(exercises, f"check_{name}")
-    assert check(solution(NOTEBOOK[name], name)) is True
+    assert check(exercise_solution(NOTEBOOK[name], name)) is True
     assert "Correct!" in capsys.readouterr().out
     for wrong in WRONG[name]:
         assert check(wrong) is False, f"{name}: a wrong answer passed"
         assert "not yet" in capsys.readouterr().out
     assert check(stub) is False
     assert "not written yet" in capsys.readouterr().out
-
-
-def test_every_notebook_has_a_solution_and_its_checker_exists():
-    notebooks = sorted(p.stem for p in (SOLUTIONS.parent).glob("[0-9][0-9]_*.ipynb"))
-    assert sorted(NOTEBOOK.values()) == sorted(p.stem for p in SOLUTIONS.glob("[0-9][0-9]_*.py"))
-    if notebooks:  # the notebooks and their solutions are named alike
-        assert set(NOTEBOOK.values()) <= set(notebooks)
