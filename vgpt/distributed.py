@@ -94,7 +94,7 @@ def global_batch(loss: torch.Tensor, tokens: int, real: bool = True) -> tuple[fl
     """
     n = world_size()
     if n == 1:
-        return 1.0, float(loss)
+        return 1.0, float(loss.detach())
     local = tokens if real else 0
     sums = torch.tensor([float(loss.detach()) * local, float(local)], device=loss.device, dtype=torch.float64)
     dist.all_reduce(sums)
