@@ -8,7 +8,7 @@ from .joint_attention_mask import check_position_ids
 from .lora_injection import check_lora_forward
 from .training import check_warmup_cosine
 from .generation import check_top_k_filter
-from .evaluation import check_clipped_precision
+from .evaluation import check_cider_d, check_clipped_precision
 
 __all__ = [
     "check_count_parameters",
@@ -20,4 +20,5 @@ __all__ = [
     "check_warmup_cosine",
     "check_top_k_filter",
     "check_clipped_precision",
+    "check_cider_d",
 ]
