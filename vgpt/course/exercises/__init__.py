@@ -1,6 +1,6 @@
 """The exercises' checkers, one module per notebook; `from vgpt.course.exercises import check_...`."""
 
-from .evaluation import check_clipped_precision
+from .evaluation import check_cider_d, check_clipped_precision
 from .feature_extraction import check_clip_preprocess, check_patchify
 from .generation import check_top_k_filter
 from .joint_attention_mask import check_attention_bias, check_position_ids
@@ -26,4 +26,5 @@ __all__ = [
     "check_warmup_cosine",
     "check_top_k_filter",
     "check_clipped_precision",
+    "check_cider_d",
 ]
