@@ -26,13 +26,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from tqdm.auto import tqdm
 
 from . import distributed
 from .data import DataError
 from .device import autocast, autocast_dtype
 from .errors import UserError
 from .profiles import FeatureSpec
+from .progress import progress
 
 
 @torch.no_grad()
@@ -210,7 +210,7 @@ def _write_cache(
     with ThreadPoolExecutor(max_workers=1) as pool:
         load = pool.submit if prefetch else _now
         upcoming = load(pixels_of, starts[0]) if starts else None
-        for k, start in enumerate(tqdm(starts, desc="features", unit="batch", disable=not distributed.is_main())):
+        for k, start in enumerate(progress(starts, desc="features", unit="batch", disable=not distributed.is_main())):
             pixels = upcoming.result().to(device)
             if k + 1 < len(starts):
                 upcoming = load(pixels_of, starts[k + 1])

@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from . import distributed
 from .checkpoint import CHECKPOINT, Checkpointer, load_checkpoint
 from .device import autocast, autocast_dtype, grad_scaler, pick_device
 from .prefix import tokenize_captions
 from .profiles import TrainConfig
+from .progress import progress
 from .schedule import warmup_cosine
 from .shared_prefix import caption_forward, group_by_image
 
@@ -215,8 +215,8 @@ class _Run:
         if state.batch == 0:
             state.epoch_start_step = state.step
         self.model.train()
-        bar = tqdm(range(state.batch, self.batches), desc=f"epoch {epoch + 1}/{config.epochs}",
-                   disable=not self.progress, leave=False)  # fmt: skip
+        bar = progress(range(state.batch, self.batches), desc=f"epoch {epoch + 1}/{config.epochs}",
+                       disable=not self.progress, leave=False)  # fmt: skip
         for b in bar:
             chunk = [pairs[i] for i in order[b * config.batch_size : (b + 1) * config.batch_size]]
             stepping = (b + 1) % config.grad_accum == 0 or b + 1 == self.batches
@@ -227,7 +227,7 @@ class _Run:
             optimizer_step(self.model, self.opt, self.scaler, config.clip_norm)
             state.step, state.batch = state.step + 1, b + 1
             state.step_loss.append(loss)
-            bar.set_postfix(loss=f"{loss:.3f}")
+            bar.set_postfix(loss=f"{loss:.3f}", refresh=False)  # shown at the next redraw
             if on_step:
                 on_step(state.step, loss)
             if self.checkpoints.due(state.step) and b + 1 != self.batches:

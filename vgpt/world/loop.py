@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from tqdm.auto import tqdm
 
+from ..progress import progress
 from ..schedule import warmup_cosine
 
 
@@ -21,7 +21,7 @@ def fit(
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, steps, warmup))
     model.train()
-    for step in (bar := tqdm(range(steps), desc=desc, leave=False)):
+    for step in (bar := progress(range(steps), desc=desc, leave=False)):
         loss = loss_at(step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -29,6 +29,6 @@ def fit(
         opt.step()
         sched.step()
         if step % 50 == 0:
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
     model.eval()
     return model
