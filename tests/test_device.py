@@ -23,4 +23,3 @@ def test_autocast_dtype_follows_compute_capability(monkeypatch, card, capability
 def test_no_autocast_on_cpu_or_mps():
     assert device.autocast_dtype(torch.device("cpu")) is None
     assert device.autocast_dtype(torch.device("mps")) is None
-
