@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 import torch
-from conftest import exercise_solution
+from notebook_exercises import exercise_solution
 
 from vgpt.course import exercises
 

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import exercise_solution
+from notebook_exercises import exercise_solution
 
 from vgpt import lora
 from vgpt.course.exercises import check_count_parameters, check_next_token_loss

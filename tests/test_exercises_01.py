@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import exercise_solution
+from notebook_exercises import exercise_solution
 from PIL import Image
 
 from vgpt import features

@@ -3,7 +3,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import exercise_solution
+from notebook_exercises import exercise_solution
 
 from vgpt.course.exercises import check_mlp_projector, check_rms_scale
 from vgpt.course.exercises.projector import _mlp

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import exercise_solution
+from notebook_exercises import exercise_solution
 
 from vgpt import prefix
 from vgpt.course.exercises import check_caption_labels, check_prefix_inputs

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import exercise_solution
+from notebook_exercises import exercise_solution
 
 from vgpt import masks
 from vgpt.course.exercises import check_attention_bias, check_position_ids

@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from conftest import exercise_solution
+from notebook_exercises import exercise_solution
 from torch import nn
 
 from vgpt.course.exercises import check_lora_conv1d, check_lora_forward

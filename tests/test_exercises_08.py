@@ -4,7 +4,7 @@ import math
 from collections import Counter
 
 import pytest
-from conftest import exercise_solution
+from notebook_exercises import exercise_solution
 
 from vgpt import metrics
 from vgpt.course.exercises import check_cider_d, check_clipped_precision
