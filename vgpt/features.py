@@ -29,7 +29,7 @@ from PIL import Image
 
 from . import distributed
 from .data import DataError
-from .device import autocast, autocast_dtype
+from .device import autocast, autocast_dtype, use_cpu_threads
 from .errors import UserError
 from .profiles import FeatureSpec
 from .progress import progress
@@ -268,6 +268,8 @@ def build_cache(
             f"{root}: cannot write the feature cache here ({err.__class__.__name__}: {err}); "
             f"pass another cache folder (--cache)"
         ) from err
+    if device.type == "cpu":
+        use_cpu_threads()  # as many threads as the cores other programs leave free
     home = next(vision.parameters()).device  # _write_cache takes the tower to `device`; it comes back after
     try:
         unreadable = _write_cache(

@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 
 import torch
 
+from .device import use_cpu_threads
 from .errors import UserError
 from .profiles import PROFILES, SEED, TINY, Profile
 
@@ -126,6 +127,7 @@ def _load_all(profile: Profile, local_only: bool) -> Components:
         vision = CLIPVisionModel.from_pretrained(spec.vision_model, use_safetensors=True, **kw)
         lm = GPT2LMHeadModel.from_pretrained(spec.language_model, use_safetensors=True, **kw)
     lm.loss_type = "ForCausalLM"  # say it, so transformers does not warn on the first loss
+    use_cpu_threads()  # as many CPU threads as the cores other programs leave free
     return Components(profile, tokenizer, processor, freeze(vision), freeze(lm))
 
 

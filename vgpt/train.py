@@ -25,7 +25,7 @@ import torch
 
 from . import distributed
 from .checkpoint import CHECKPOINT, Checkpointer, load_checkpoint
-from .device import autocast, autocast_dtype, grad_scaler, pick_device
+from .device import autocast, autocast_dtype, grad_scaler, pick_device, use_cpu_threads
 from .prefix import tokenize_captions
 from .profiles import TrainConfig
 from .progress import progress
@@ -214,6 +214,8 @@ class _Run:
         order = caption_order(pairs, config.seed, epoch, has_groups(self.data))
         if state.batch == 0:
             state.epoch_start_step = state.step
+        if self.device.type == "cpu":
+            use_cpu_threads()  # as many threads as the cores other programs leave free, each epoch
         self.model.train()
         bar = progress(range(state.batch, self.batches), desc=f"epoch {epoch + 1}/{config.epochs}",
                        disable=not self.progress, leave=False)  # fmt: skip

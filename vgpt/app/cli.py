@@ -161,16 +161,20 @@ def _evaluate(args) -> int:
 
 def _bench(args) -> int:
     from .bench import run_bench
+    from .bench_threads import run_thread_bench
 
-    figures = run_bench(
-        args.profile,
-        images=args.images,
-        gen_images=args.gen_images,
-        new_tokens=args.new_tokens,
-        repeats=args.repeats,
-        device=args.device,
-        extract_images=args.extract_images,
-    )
+    if args.under_load:
+        figures = run_thread_bench(args.profile or "tiny", steps=args.steps, rounds=args.repeats)
+    else:
+        figures = run_bench(
+            args.profile or "seed",
+            images=args.images,
+            gen_images=args.gen_images,
+            new_tokens=args.new_tokens,
+            repeats=args.repeats,
+            device=args.device,
+            extract_images=args.extract_images,
+        )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     return 0
@@ -335,9 +339,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--profile",
-        default="seed",
+        default=None,
         choices=("seed", "tiny"),
-        help="seed: full-size architectures, random weights (default); tiny: the shipped models",
+        help="seed: full-size architectures, random weights (the default); tiny: the shipped models "
+        "(the default with --under-load)",
     )
     p.add_argument("--images", type=int, default=1, help="images per training batch, 5 captions each (default: 1)")
     p.add_argument("--gen-images", type=int, default=4, help="images to caption (default: %(default)s)")
@@ -351,6 +356,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best here)")
     p.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
+    p.add_argument(
+        "--under-load",
+        action="store_true",
+        help="instead: CPU training steps with 1 thread, torch's default and vgpt's pick, alone and beside a busy "
+        "process (--repeats rounds of --steps steps)",
+    )
+    p.add_argument("--steps", type=int, default=10, help="timed steps a round, --under-load (default: %(default)s)")
     p.set_defaults(func=_bench)
 
     p = sub.add_parser(
