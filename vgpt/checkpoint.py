@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -71,3 +72,14 @@ def load_checkpoint(model, opt, run_dir: Path | None) -> dict:
     model.load_bridge_weights(folder / "bridge")
     load_optimizer(opt, folder)
     return json.loads((folder / "trainer_state.json").read_text())
+
+
+def finished_run(run_dir: str | Path | None, config) -> bool:
+    """Does `run_dir` hold the checkpoint of a finished run of exactly this `TrainConfig`? Then
+    `train(..., resume=True)` loads it and returns its history at once, without a step."""
+    state = Path(run_dir) / CHECKPOINT / "trainer_state.json" if run_dir else None
+    if state is None or not state.is_file():
+        return False
+    saved = json.loads(state.read_text())
+    same_config = saved.get("config") == json.loads(json.dumps(asdict(config)))  # as JSON stores it
+    return same_config and saved.get("epoch") == config.epochs and saved.get("batch") == 0

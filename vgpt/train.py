@@ -64,6 +64,14 @@ def caption_order(pairs: Sequence[tuple[str, str]], seed: int, epoch: int, group
     return [i for g in epoch_order(len(lists), seed, epoch) for i in lists[g]]
 
 
+def epoch_batches(data: CaptionData, config: TrainConfig, epoch: int) -> list[list[tuple[str, str]]]:
+    """The batches of (image id, caption) pairs that `train` visits in `epoch`, in its order: the
+    last one may be short. Notebook 06 takes one of them to repeat a step by hand."""
+    order = caption_order(data.pairs, config.seed, epoch, has_groups(data))
+    size = config.batch_size
+    return [[data.pairs[i] for i in order[start : start + size]] for start in range(0, len(order), size)]
+
+
 def has_groups(data: CaptionData) -> bool:
     """Does some image have several captions?"""
     return len({image for image, _ in data.pairs}) < len(data.pairs)
@@ -208,16 +216,15 @@ def train(
     shared = uses_shared_prefix(train_data, config)
     try:
         for epoch in range(state.epoch, config.epochs):
-            order = caption_order(train_data.pairs, config.seed, epoch, has_groups(train_data))
+            chunks = epoch_batches(train_data, config, epoch)
             if state.batch == 0:
                 state.epoch_start_step = state.step
             model.train()
             bar = tqdm(range(state.batch, batches), desc=f"epoch {epoch + 1}/{config.epochs}",
                        disable=not progress, leave=False)  # fmt: skip
             for b in bar:
-                chunk = [train_data.pairs[i] for i in order[b * config.batch_size : (b + 1) * config.batch_size]]
                 with autocast(device, dtype):
-                    loss, _ = batch_loss(model, chunk, train_data, device, shared)
+                    loss, _ = batch_loss(model, chunks[b], train_data, device, shared)
                 scaler.scale(loss / config.grad_accum).backward()
                 if (b + 1) % config.grad_accum and b + 1 != batches:
                     continue  # accumulate; an interruption here redoes these batches on resume

@@ -27,7 +27,7 @@ from ..train import CaptionData, TrainConfig, train, uses_shared_prefix
 def folder_features(parts, data: str | Path, cache_root: str | Path, log=print):
     """The folder's captions (`data.Captions`), and the feature cache of all its images (built once)."""
     found = load_captions(data)
-    log(f"{data}: {found.layout} layout, {len(found.records)} images; split by {found.split_source}")
+    log(f"{repo_relative(data)}: {found.layout} layout, {len(found.records)} images; split by {found.split_source}")
     if found.skipped:
         log(f"skipped {len(found.skipped)} rows; first: {found.skipped[0]}")
     items = [(r.image_id, (lambda p=r.image: open_image(p))) for r in found.records]
