@@ -21,7 +21,7 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 KEEP_NOTEBOOK_METADATA = ("kernelspec", "language_info", "colab")
-KEEP_CELL_METADATA = ("tags",)
+KEEP_CELL_METADATA = ("tags", "nbgrader")  # nbgrader: the exercise and checker cells
 
 
 def strip(nb) -> None:

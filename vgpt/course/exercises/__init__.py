@@ -6,8 +6,8 @@ from .projector import check_rms_scale
 from .prefix_concatenation import check_caption_labels
 from .joint_attention_mask import check_position_ids
 from .lora_injection import check_lora_forward
-from .training import check_warmup_cosine
-from .generation import check_top_k_filter
+from .training import check_train_step, check_warmup_cosine
+from .generation import check_greedy_with_kv_cache, check_top_k_filter
 from .evaluation import check_clipped_precision
 
 __all__ = [
@@ -18,6 +18,8 @@ __all__ = [
     "check_position_ids",
     "check_lora_forward",
     "check_warmup_cosine",
+    "check_train_step",
+    "check_greedy_with_kv_cache",
     "check_top_k_filter",
     "check_clipped_precision",
 ]
