@@ -21,7 +21,7 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 KEEP_NOTEBOOK_METADATA = ("kernelspec", "language_info", "colab")
-KEEP_CELL_METADATA = ("tags", "nbgrader")  # nbgrader: the exercise and checker cells
+KEEP_CELL_METADATA = ("tags", "nbgrader")
 
 
 def strip(nb) -> None:
@@ -35,8 +35,9 @@ def strip(nb) -> None:
             cell.execution_count = None
             # a widget (a progress bar, the demo) lives only in a running kernel; stored, it is
             # a stale text fallback such as "0%|          | 0/101", so it goes
-            cell.outputs = [o for o in cell.outputs
-                            if "application/vnd.jupyter.widget-view+json" not in o.get("data", {})]
+            cell.outputs = [
+                o for o in cell.outputs if "application/vnd.jupyter.widget-view+json" not in o.get("data", {})
+            ]
             for out in cell.outputs:
                 if "execution_count" in out:
                     out["execution_count"] = None
@@ -47,8 +48,9 @@ def strip(nb) -> None:
 def execute(path: Path, timeout: int = 900) -> float:
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
-    NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    ).execute()
     seconds = time.perf_counter() - start
     strip(nb)
     nbformat.write(nb, path)

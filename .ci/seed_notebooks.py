@@ -4,13 +4,14 @@
 
 It writes a stand-in Hugging Face cache into WORKDIR (default /tmp/vgpt-seed):
 the seed's architectures with random weights (CLIP ViT-L/14 vision tower,
-GPT-2 124M) under their Hub names, the tiny tokenizer standing in for GPT-2's,
-and a miniature Flickr8k in the original layout (24 Shapes World images, five
-captions each). Then it executes each notebook with VGPT_PROFILE=seed into
-WORKDIR/notebooks/ and prints its time and whether it ran to the end. The
-captions are nonsense (random weights); what it checks is that every seed code
-path runs: 257-token prefixes, 768-wide embeddings, grouped captions, the
-shared prefix in training, beam search, the widget.
+GPT-2 124M) under their Hub names, GPT-2's real BPE tokenizer (built from the
+published vocabulary in tests/fixtures/gpt2-bpe/), and a miniature Flickr8k
+in the original layout (24 Shapes World images, five captions each). Then it
+executes each notebook with VGPT_PROFILE=seed into WORKDIR/notebooks/ and
+prints its time and whether it ran to the end. The captions are nonsense
+(random weights); what it checks is that every seed code path runs: 257-token
+prefixes, 768-wide embeddings, GPT-2's tokens, grouped captions, the shared
+prefix in training, beam search, the widget.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def stand_in_hub(hub: Path) -> None:
-    from transformers import AutoTokenizer, CLIPImageProcessor
+    from transformers import CLIPImageProcessor
 
-    from vgpt.profiles import SEED, TINY
-    from vgpt.loading import build_seed_random
+    from vgpt.loading import build_seed_random, gpt2_tokenizer
+    from vgpt.profiles import SEED
 
     vision, lm = build_seed_random()
     for repo, model in ((SEED.model.vision_model, vision), (SEED.model.language_model, lm)):
@@ -40,9 +41,10 @@ def stand_in_hub(hub: Path) -> None:
         model.save_pretrained(snapshot, safe_serialization=True)
         if model is vision:
             CLIPImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224}).save_pretrained(
-                snapshot)
+                snapshot
+            )
         else:
-            AutoTokenizer.from_pretrained(TINY.model.language_model).save_pretrained(snapshot)
+            gpt2_tokenizer(ROOT / "tests" / "fixtures" / "gpt2-bpe").save_pretrained(snapshot)
 
 
 def mini_flickr8k(data: Path) -> None:
@@ -54,8 +56,10 @@ def mini_flickr8k(data: Path) -> None:
     lines = []
     for i, scene in enumerate(shapes.generate("train", 24, seed=9)):
         scene.render(160).save(data / "Flicker8k_Dataset" / f"{i}.jpg")
-        lines += [f"{i}.jpg#{k}\t{lead}{scene.caption}" for k, lead in
-                  enumerate(["", "there is ", "look: ", "we see ", "it shows "])]
+        lines += [
+            f"{i}.jpg#{k}\t{lead}{scene.caption}"
+            for k, lead in enumerate(["", "there is ", "look: ", "we see ", "it shows "])
+        ]
     (data / "Flickr8k_text" / "Flickr8k.token.txt").write_text("\n".join(lines) + "\n")
     for name, images in (("train", range(16)), ("dev", range(16, 20)), ("test", range(20, 24))):
         (data / "Flickr8k_text" / f"Flickr_8k.{name}Images.txt").write_text("".join(f"{i}.jpg\n" for i in images))
@@ -66,8 +70,13 @@ def main(workdir: str = "/tmp/vgpt-seed") -> int:
     from nbclient import NotebookClient
 
     work = Path(workdir)
-    os.environ.update(HF_HOME=str(work / "hf"), HF_HUB_OFFLINE="1", VGPT_PROFILE="seed",
-                      VGPT_DATA=str(work / "flickr8k"), TQDM_DISABLE="1")
+    os.environ.update(
+        HF_HOME=str(work / "hf"),
+        HF_HUB_OFFLINE="1",
+        VGPT_PROFILE="seed",
+        VGPT_DATA=str(work / "flickr8k"),
+        TQDM_DISABLE="1",
+    )
     stand_in_hub(work / "hf" / "hub")
     mini_flickr8k(work / "flickr8k")
     (work / "notebooks").mkdir(exist_ok=True)
@@ -76,8 +85,9 @@ def main(workdir: str = "/tmp/vgpt-seed") -> int:
         nb = nbformat.read(path, as_version=4)
         start = time.perf_counter()
         try:
-            NotebookClient(nb, timeout=1800, kernel_name="python3",
-                           resources={"metadata": {"path": str(path.parent)}}).execute()
+            NotebookClient(
+                nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+            ).execute()
             status = "ran to the end"
         except Exception as err:  # report and go on to the next notebook
             failed += 1

@@ -21,11 +21,11 @@ import pytest
 import torch
 from PIL import Image
 
-from vgpt import features, loading, profiles
-from vgpt.world import shapes
+from vgpt import features, loading
 from vgpt.data import DataError, load_captions, open_image
 from vgpt.features import CacheError, FeatureCache, build_cache, processor_pixels
 from vgpt.prefix import tokenize_captions
+from vgpt.world import shapes
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,11 +37,13 @@ def parts():
 
 def vgpt(*args, timeout=300, **kw):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "vgpt", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=env, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "vgpt", *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env, **kw
+    )
 
 
 # ------------------------------------------------------------------ images
+
 
 def jpeg_bytes(image) -> bytes:
     buffer = io.BytesIO()
@@ -117,6 +119,7 @@ def test_unreadable_image_in_a_data_set_is_a_counted_skip(parts, tmp_path):
 
 # ---------------------------------------------------------------- captions
 
+
 def test_overlong_emoji_and_empty_captions_tokenize_with_eos_last(parts):
     tok = parts.tokenizer
     captions = ["a small red circle " * 50, "a 🐕 by the café ✓", "", "   "]
@@ -149,6 +152,7 @@ def test_missing_caption_column_and_empty_folder(tmp_path):
 
 
 # ----------------------------------------------------------- feature cache
+
 
 def _items(n=4):
     return [(f"s{i}", (lambda s=s: s.render())) for i, s in enumerate(shapes.generate("val", n, seed=2))]
@@ -211,15 +215,30 @@ def test_cli_reports_an_unwritable_cache_in_one_line(tmp_path):
 
 # ------------------------------------------------------------- checkpoints
 
+
 def test_killed_training_resumes_and_loses_no_finished_epoch(tmp_path):
     """SIGKILL (no chance to clean up) after the first epoch's checkpoint; resume finishes the run."""
     folder = shapes.write_flickr_layout(shapes.generate("train", 500, seed=3), tmp_path / "d")
     run = tmp_path / "run"
-    args = ["train", "--profile", "tiny", "--data", folder, "--out", run, "--cache", tmp_path / "c",
-            "--epochs", 8, "--batch-size", 16]
+    args = [
+        "train",
+        "--profile",
+        "tiny",
+        "--data",
+        folder,
+        "--out",
+        run,
+        "--cache",
+        tmp_path / "c",
+        "--epochs",
+        8,
+        "--batch-size",
+        16,
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "vgpt", *map(str, args)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vgpt", *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+    )
     state = run / "checkpoint" / "trainer_state.json"
     deadline = time.time() + 240
     while not state.is_file() and time.time() < deadline and proc.poll() is None:
@@ -264,16 +283,19 @@ def test_missing_arguments_exit_2_with_usage(command):
     assert "usage: python -m vgpt " + command in result.stderr and "required" in result.stderr
 
 
-@pytest.mark.parametrize("args, message", [
-    (["train", "--data", ".", "--epochs", "three"], "invalid int value: 'three'"),
-    (["evaluate", "--run", ".", "--data", ".", "--split", "dev"], "invalid choice: 'dev'"),
-    (["bench", "--profile", "huge"], "invalid choice: 'huge'"),
-    (["frobnicate"], "invalid choice: 'frobnicate'"),
-    (["demo", "--epochs", "x"], "invalid int value: 'x'"),
-    (["build-tiny", "--seed", "1.5"], "invalid int value: '1.5'"),
-    (["caption", "--run", ".", "--beams", "many", "x.png"], "invalid int value: 'many'"),
-    (["profile", "tyni"], "unknown profile 'tyni'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--data", ".", "--epochs", "three"], "invalid int value: 'three'"),
+        (["evaluate", "--run", ".", "--data", ".", "--split", "dev"], "invalid choice: 'dev'"),
+        (["bench", "--profile", "huge"], "invalid choice: 'huge'"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["demo", "--epochs", "x"], "invalid int value: 'x'"),
+        (["build-tiny", "--seed", "1.5"], "invalid int value: '1.5'"),
+        (["caption", "--run", ".", "--beams", "many", "x.png"], "invalid int value: 'many'"),
+        (["profile", "tyni"], "unknown profile 'tyni'"),
+    ],
+)
 def test_wrong_arguments_exit_2_in_one_line(args, message):
     result = vgpt(*args)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
@@ -281,14 +303,19 @@ def test_wrong_arguments_exit_2_in_one_line(args, message):
 
 def test_seed_profile_offline_fails_fast_and_says_what_to_do(tmp_path):
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "vgpt", "extract", "--profile", "seed", "--data", str(tmp_path)],
-                            capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")})
+    result = subprocess.run(
+        [sys.executable, "-m", "vgpt", "extract", "--profile", "seed", "--data", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")},
+    )
     assert result.returncode == 2 and "--profile tiny" in result.stderr and "Traceback" not in result.stderr
     assert time.perf_counter() - start < 60  # seconds of imports, no network wait
 
 
 # ---------------------------------------------------------------- security
+
 
 def test_no_pickle_loading_and_no_remote_code_in_the_package():
     source = {p.name: p.read_text() for p in (ROOT / "vgpt").glob("*.py")}

@@ -10,11 +10,13 @@ from vgpt.data import DataError, load_captions, open_image, split_of_image
 
 # Four images, five captions each, with commas, quotes and non-ASCII; a standard split of 2 / 1 / 1.
 CAPTIONS = {
-    f"{1000 + i}_ab12cd.jpg": [f"A dog, number {i}, runs through the grass .",
-                               f'A child says "hello" to dog {i} .',
-                               f"Ein Hund im Schnee , café n°{i} .",
-                               f"Two people 'wave' at dog {i} 🐕 .",
-                               f"a dog {i}"]
+    f"{1000 + i}_ab12cd.jpg": [
+        f"A dog, number {i}, runs through the grass .",
+        f'A child says "hello" to dog {i} .',
+        f"Ein Hund im Schnee , café n°{i} .",
+        f"Two people 'wave' at dog {i} 🐕 .",
+        f"a dog {i}",
+    ]
     for i in range(4)
 }
 SPLITS = dict(zip(CAPTIONS, ["train", "train", "val", "test"]))
@@ -58,8 +60,10 @@ def write_original(root, extra_lines=()):
 
 def write_karpathy(root, extra_images=()):
     _images(root / "Images")
-    images = [{"filename": name, "split": SPLITS[name], "sentences": [{"raw": c, "tokens": c.split()} for c in caps]}
-              for name, caps in CAPTIONS.items()]
+    images = [
+        {"filename": name, "split": SPLITS[name], "sentences": [{"raw": c, "tokens": c.split()} for c in caps]}
+        for name, caps in CAPTIONS.items()
+    ]
     data = {"dataset": "flickr8k", "images": [*images, *extra_images]}
     (root / "dataset_flickr8k.json").write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     return root
@@ -100,16 +104,20 @@ BAD = ["missing.jpg", "../escape.jpg", "/etc/passwd"]
 
 
 def test_kaggle_bad_rows_are_reported_with_file_and_line(tmp_path):
-    root = write_kaggle(tmp_path / "k", [[BAD[0], "a caption"], [BAD[1], "x"], [BAD[2], "x"],
-                                         [list(CAPTIONS)[0], "   "], ["only-one-column"]])
+    root = write_kaggle(
+        tmp_path / "k",
+        [[BAD[0], "a caption"], [BAD[1], "x"], [BAD[2], "x"], [list(CAPTIONS)[0], "   "], ["only-one-column"]],
+    )
     found = load_captions(root)
     assert grouped(found) == {n: (c, SPLITS[n]) for n, c in CAPTIONS.items()}
     table = root / "captions.txt"
-    assert found.skipped == [f"{table}:22: image 'missing.jpg' not found in {root / 'Images'}",
-                             f"{table}:23: image name '../escape.jpg' leaves the image folder",
-                             f"{table}:24: image name '/etc/passwd' leaves the image folder",
-                             f"{table}:25: empty caption",
-                             f"{table}:26: expected 2 columns (image,caption), found 1"]
+    assert found.skipped == [
+        f"{table}:22: image 'missing.jpg' not found in {root / 'Images'}",
+        f"{table}:23: image name '../escape.jpg' leaves the image folder",
+        f"{table}:24: image name '/etc/passwd' leaves the image folder",
+        f"{table}:25: empty caption",
+        f"{table}:26: expected 2 columns (image,caption), found 1",
+    ]
 
 
 def test_original_bad_lines_are_reported_with_file_and_line(tmp_path):
@@ -123,11 +131,14 @@ def test_original_bad_lines_are_reported_with_file_and_line(tmp_path):
 
 
 def test_karpathy_bad_entries_are_reported(tmp_path):
-    root = write_karpathy(tmp_path / "j", [{"filename": BAD[1], "split": "train", "sentences": [{"raw": "x"}]},
-                                           {"split": "train"}])
+    root = write_karpathy(
+        tmp_path / "j", [{"filename": BAD[1], "split": "train", "sentences": [{"raw": "x"}]}, {"split": "train"}]
+    )
     found = load_captions(root)
-    assert found.skipped == [f"{root / 'dataset_flickr8k.json'}: images[4]: image name '../escape.jpg' leaves "
-                             f"the image folder", f"{root / 'dataset_flickr8k.json'}: images[5]: no 'filename'"]
+    assert found.skipped == [
+        f"{root / 'dataset_flickr8k.json'}: images[4]: image name '../escape.jpg' leaves the image folder",
+        f"{root / 'dataset_flickr8k.json'}: images[5]: no 'filename'",
+    ]
 
 
 def test_folders_that_cannot_be_read_say_why(tmp_path):

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from vgpt import generate, loading, profiles
-from vgpt.world import shapes
+from vgpt import generate, loading
 from vgpt.model import VisionGPT2
+from vgpt.world import shapes
 from vgpt.world.vision import pixel_tensor
 
 
@@ -21,14 +21,10 @@ def pixels():
 
 
 @pytest.fixture
-def perturbed(model):
-    """LoRA B non-zero, so that the adapters change which tokens win."""
+def perturbed(model, randomize_lora):
+    """LoRA B non-zero, so that the adapters change which tokens win; put back afterwards."""
     saved = {n: p.detach().clone() for n, p in model.lm.named_parameters() if "lora_B" in n}
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for n, p in model.lm.named_parameters():
-            if "lora_B" in n:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+    randomize_lora(model.lm, seed=1)
     yield model
     with torch.no_grad():
         for n, p in model.lm.named_parameters():
@@ -46,8 +42,9 @@ def test_hand_written_greedy_equals_generate(perturbed, pixels):
 
 def test_kv_cache_changes_nothing(perturbed, pixels):
     prefix = perturbed.visual_prefix(pixel_values=pixels).detach()
-    assert generate.greedy(perturbed, prefix, 16, kv_cache=True) == \
-        generate.greedy(perturbed, prefix, 16, kv_cache=False)
+    assert generate.greedy(perturbed, prefix, 16, kv_cache=True) == generate.greedy(
+        perturbed, prefix, 16, kv_cache=False
+    )
 
 
 def test_generation_stops_at_end_of_text(model):
@@ -78,8 +75,9 @@ def test_beam_and_sampling_share_the_batch_api(model, pixels):
     assert len(beams) == 6
     a, _ = generate.generate_captions(model, features=feats, do_sample=True, top_p=0.9, temperature=1.2, seed=5)
     b, _ = generate.generate_captions(model, features=feats, do_sample=True, top_p=0.9, temperature=1.2, seed=5)
-    c, _ = generate.generate_captions(model, features=feats, do_sample=True, top_k=5, seed=6,
-                                      repetition_penalty=1.3, no_repeat_ngram_size=2)
+    c, _ = generate.generate_captions(
+        model, features=feats, do_sample=True, top_k=5, seed=6, repetition_penalty=1.3, no_repeat_ngram_size=2
+    )
     assert a == b and len(c) == 6
     for text in c:  # no 2-gram repeats
         words = text.split()

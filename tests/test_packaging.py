@@ -1,6 +1,7 @@
 """The install files agree with each other and with the README."""
 
 import re
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10

@@ -6,28 +6,19 @@ import pytest
 import torch
 
 from vgpt import features, loading, masks, prefix, profiles
-from vgpt.world import shapes
-from vgpt.lora import LoRAConv1D, count_parameters, inject_lora
 from vgpt.bridge import BridgeMismatch
+from vgpt.lora import LoRAConv1D, inject_lora
 from vgpt.model import VisionGPT2
 from vgpt.profiles import SEED, TINY
+from vgpt.world import shapes
 
 
 def fresh_parts():
     return loading.load_profile("tiny", verbose=False)
 
 
-def randomize_lora(model, seed=0):
-    """Non-zero LoRA B, so the adapters actually change the output."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.lm.named_parameters():
-            if "lora_B" in name:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.05)
-
-
 @pytest.fixture(scope="module")
-def model():
+def model(randomize_lora):
     torch.manual_seed(0)
     m = VisionGPT2.from_parts(fresh_parts())
     randomize_lora(m)
@@ -47,7 +38,11 @@ def model_pixels(model, scenes):
     return pixel_tensor([s.render() for s in scenes])
 
 
-CAPTIONS = ["a small red circle at the top", "a large blue square left of a small yellow triangle", "a small green square"]
+CAPTIONS = [
+    "a small red circle at the top",
+    "a large blue square left of a small yellow triangle",
+    "a small green square",
+]
 
 
 def test_right_padded_batch_equals_each_sample_alone(model):
@@ -57,8 +52,9 @@ def test_right_padded_batch_equals_each_sample_alone(model):
         together = model(ids, mask, pixel_values=pixels, with_loss=False).logits
         for i in range(len(CAPTIONS)):
             length = int(mask[i].sum())
-            alone = model(ids[i:i + 1, :length], mask[i:i + 1, :length], pixel_values=pixels[i:i + 1],
-                          with_loss=False).logits
+            alone = model(
+                ids[i : i + 1, :length], mask[i : i + 1, :length], pixel_values=pixels[i : i + 1], with_loss=False
+            ).logits
             torch.testing.assert_close(together[i, : n + length], alone[0], atol=1e-5, rtol=1e-4)
 
 
@@ -74,7 +70,7 @@ def test_left_padded_generation_batch_with_position_ids_equals_alone(model):
         shortest = min(range(3), key=lambda i: rows[i].shape[0])
         for i, row in enumerate(rows):
             alone = model.lm(inputs_embeds=row[None]).logits[0]
-            torch.testing.assert_close(padded[i, -row.shape[0]:], alone, atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(padded[i, -row.shape[0] :], alone, atol=1e-5, rtol=1e-4)
         alone = model.lm(inputs_embeds=rows[shortest][None]).logits[0, -1]
         assert not torch.allclose(wrong[shortest, -1], alone, atol=1e-3)
 
@@ -153,7 +149,9 @@ def test_lora_parameter_counts_on_tiny():
     model = VisionGPT2.from_parts(fresh_parts())
     report = model.parameter_report()
     r, d = 16, 128
-    per_layer = r * (d + 3 * d) + r * (d + d) + r * (d + 4 * d) + r * (4 * d + d)  # c_attn, attn c_proj, c_fc, mlp c_proj
+    per_layer = (
+        r * (d + 3 * d) + r * (d + d) + r * (d + 4 * d) + r * (4 * d + d)
+    )  # c_attn, attn c_proj, c_fc, mlp c_proj
     head = r * (d + 339)  # lm_head: 128 -> 339-token vocabulary
     assert report["lora"] == 4 * per_layer + head == 138_544
     assert report["projector"] == 2 * (d * d + d)  # the MLP: two Linear(128 -> 128)

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from vgpt import loading, profiles
-from vgpt.profiles import SEED, TINY
 from vgpt.errors import UserError
 from vgpt.loading import ProfileUnavailable
+from vgpt.profiles import SEED, TINY
 
 
 def test_seed_profile_is_the_original_recipe():
@@ -19,10 +19,19 @@ def test_seed_profile_is_the_original_recipe():
     assert (SEED.model.vision_width, SEED.model.text_width, SEED.model.visual_tokens) == (1024, 768, 257)
     assert SEED.model.projector == "linear"
     assert (SEED.model.lora_r, SEED.model.lora_alpha, SEED.model.lora_targets) == (16, 32, ("c_attn",))
-    assert (SEED.model.max_caption_tokens, SEED.train.lr_lora, SEED.train.batch_size, SEED.train.epochs) == (40, 2e-4, 8, 3)
+    assert (SEED.model.max_caption_tokens, SEED.train.lr_lora, SEED.train.batch_size, SEED.train.epochs) == (
+        40,
+        2e-4,
+        8,
+        3,
+    )
     assert SEED.model.features.layer == -1 and SEED.model.features.keep_cls and SEED.needs_hub
-    assert (SEED.train.lr_projector, SEED.train.schedule, SEED.train.warmup_steps, SEED.eval_beams) == (2e-4, "constant", 0, 1)
-    from vgpt.train import TrainConfig
+    assert (SEED.train.lr_projector, SEED.train.schedule, SEED.train.warmup_steps, SEED.eval_beams) == (
+        2e-4,
+        "constant",
+        0,
+        1,
+    )
 
     config = SEED.train
     assert (config.lr_projector, config.lr_lora, config.batch_size, config.epochs) == (2e-4, 2e-4, 8, 3)
@@ -33,15 +42,29 @@ def test_seed_plus_changes_only_what_it_says():
     from dataclasses import asdict
 
     plus = profiles.PROFILES["seed-plus"]
+
     def flat(values, prefix=""):
         for key, value in values.items():
-            yield from flat(value, f"{prefix}{key}.") if isinstance(value, dict) and key != "notes" else [(prefix + key, value)]
+            yield from (
+                flat(value, f"{prefix}{key}.")
+                if isinstance(value, dict) and key != "notes"
+                else [(prefix + key, value)]
+            )
 
     seed = dict(flat(asdict(SEED)))
     changed = {k for k, v in flat(asdict(plus)) if seed[k] != v}
-    assert changed == {"name", "model.features.layer", "train.lr_projector", "train.schedule", "train.warmup_steps",
-                       "eval_beams", "notes"}
-    assert plus.train.lr_projector > plus.train.lr_lora and plus.eval_beams > 1 and plus.train.schedule == "warmup_cosine"
+    assert changed == {
+        "name",
+        "model.features.layer",
+        "train.lr_projector",
+        "train.schedule",
+        "train.warmup_steps",
+        "eval_beams",
+        "notes",
+    }
+    assert (
+        plus.train.lr_projector > plus.train.lr_lora and plus.eval_beams > 1 and plus.train.schedule == "warmup_cosine"
+    )
     assert plus.model.visual_tokens == 257 and plus.needs_hub
 
 
@@ -97,8 +120,9 @@ def test_cli_profile_and_errors():
     assert ok.returncode == 0 and "openai/clip-vit-large-patch14" in ok.stdout
     bad = subprocess.run([sys.executable, "-m", "vgpt", "profile", "tyni"], capture_output=True, text=True)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "unknown profile" in bad.stderr
-    missing = subprocess.run([sys.executable, "-m", "vgpt", "build-tiny", "--check", "--out", "/nonexistent"],
-                             capture_output=True, text=True)
+    missing = subprocess.run(
+        [sys.executable, "-m", "vgpt", "build-tiny", "--check", "--out", "/nonexistent"], capture_output=True, text=True
+    )
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
     assert "/nonexistent" in missing.stderr
 
@@ -118,7 +142,9 @@ def test_seed_architecture_from_config_has_the_seed_shapes(seed_random):
     assert not any(p.requires_grad for p in vision.parameters())
 
 
-@pytest.mark.parametrize("command", [[], ["build-tiny"], ["profile"], ["demo"], ["train"], ["caption"], ["evaluate"], ["extract"]])
+@pytest.mark.parametrize(
+    "command", [[], ["build-tiny"], ["profile"], ["demo"], ["train"], ["caption"], ["evaluate"], ["extract"]]
+)
 def test_every_command_has_help(command):
     run = subprocess.run([sys.executable, "-m", "vgpt", *command, "--help"], capture_output=True, text=True)
     assert run.returncode == 0 and "usage: python -m vgpt" in run.stdout

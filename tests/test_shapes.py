@@ -86,14 +86,15 @@ def test_splits_are_disjoint_and_compositional_pairs_never_in_training():
     sets = {name: set(scenes) for name, scenes in splits.items()}
     names = list(sets)
     for i, x in enumerate(names):
-        for y in names[i + 1:]:
+        for y in names[i + 1 :]:
             assert not sets[x] & sets[y], (x, y)
     for name in ("train", "val", "test"):
         for scene in splits[name]:
             assert all((o.color, o.shape) not in shapes.COMPOSITIONAL_PAIRS for o in scene.objects)
             assert scene.split == name
-    assert all(any((o.color, o.shape) in shapes.COMPOSITIONAL_PAIRS for o in s.objects)
-               for s in splits["compositional"])
+    assert all(
+        any((o.color, o.shape) in shapes.COMPOSITIONAL_PAIRS for o in s.objects) for s in splits["compositional"]
+    )
     # and the language model's text does use the held-out pairs
     text = " ".join(shapes.sample_captions(2000))
     for color, shape in shapes.COMPOSITIONAL_PAIRS:

@@ -3,25 +3,33 @@
 import pytest
 import torch
 
-from vgpt import loading, profiles
+from vgpt import loading
 from vgpt.model import VisionGPT2
 from vgpt.prefix import tokenize_captions
 from vgpt.shared_prefix import group_by_image, shared_prefix_forward
 from vgpt.train import CaptionData, TrainConfig, caption_order, train
 
-CAPTIONS = ["a red circle", "a big blue square above a small green triangle", "two", "a red circle left of a "
-            "blue square", "a small yellow triangle", "purple"]
+CAPTIONS = [
+    "a red circle",
+    "a big blue square above a small green triangle",
+    "two",
+    "a red circle left of a blue square",
+    "a small yellow triangle",
+    "purple",
+]
 IMAGES = ["b", "a", "b", "c", "a", "b"]  # 3 images with 2, 3 and 1 captions, in mixed order
 
 
-def trained_looking_model():
-    """The tiny model with LoRA B nonzero, so that every trainable tensor has a gradient."""
-    torch.manual_seed(0)
-    model = VisionGPT2.from_parts(loading.load_profile("tiny", verbose=False)).eval()
-    for name, p in model.named_parameters():
-        if "lora_B" in name:
-            p.data.normal_(0, 0.02)
-    return model
+@pytest.fixture
+def trained_looking_model(randomize_lora):
+    """Builds the tiny model with LoRA B nonzero, so that every trainable tensor has a gradient."""
+
+    def build():
+        torch.manual_seed(0)
+        model = VisionGPT2.from_parts(loading.load_profile("tiny", verbose=False)).eval()
+        return randomize_lora(model, seed=0, scale=0.02)
+
+    return build
 
 
 def gradients(model, loss):
@@ -36,7 +44,7 @@ def test_group_by_image():
     assert owner.tolist() == [0, 1, 0, 2, 1, 0]
 
 
-def test_shared_prefix_loss_logits_and_gradients_equal_the_plain_ones():
+def test_shared_prefix_loss_logits_and_gradients_equal_the_plain_ones(trained_looking_model):
     model = trained_looking_model()
     features = torch.randn(3, 17, 128) * 3
     _, owner = group_by_image(IMAGES)
@@ -47,7 +55,7 @@ def test_shared_prefix_loss_logits_and_gradients_equal_the_plain_ones():
     n = features.shape[1]
     assert shared.logits.shape == (6, 1 + ids.shape[1], model.config.vocab_size)
     real = torch.cat([torch.ones(6, 1, dtype=torch.bool), mask.bool()], dim=1)  # padding rows may differ
-    torch.testing.assert_close(shared.logits[real], plain.logits[:, n - 1:][real], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(shared.logits[real], plain.logits[:, n - 1 :][real], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(shared.loss, plain.loss, atol=1e-6, rtol=1e-6)
     g_plain, g_shared = gradients(model, plain.loss), gradients(model, shared.loss)
     assert len(g_plain) == len(list(model.trainable_parameters())) > 20
@@ -56,7 +64,7 @@ def test_shared_prefix_loss_logits_and_gradients_equal_the_plain_ones():
         torch.testing.assert_close(g_shared[name], g, atol=1e-6, rtol=1e-4, msg=name)
 
 
-def test_a_wrong_owner_changes_the_loss():
+def test_a_wrong_owner_changes_the_loss(trained_looking_model):
     """The comparison above can fail: captions read from the wrong image give another loss."""
     model = trained_looking_model()
     features = torch.randn(3, 17, 128) * 3
@@ -76,15 +84,16 @@ def test_grouped_order_keeps_captions_of_an_image_together():
     assert len([k for k in range(6) if k == 0 or runs[k] != runs[k - 1]]) == 3  # 3 contiguous blocks
 
 
-def test_training_with_and_without_sharing_takes_the_same_steps():
+def test_training_with_and_without_sharing_takes_the_same_steps(trained_looking_model):
     features = torch.randn(3, 17, 128) * 3
     index = {"a": 0, "b": 1, "c": 2}
     data = CaptionData(list(zip(IMAGES, CAPTIONS)) * 4, lambda ids: features[[index[i] for i in ids]])
     histories, weights = [], []
     for shared in (False, True):
         model = trained_looking_model()
-        config = TrainConfig(epochs=2, batch_size=5, lr_projector=1e-3, lr_lora=1e-3, warmup_steps=2,
-                             shared_prefix=shared)
+        config = TrainConfig(
+            epochs=2, batch_size=5, lr_projector=1e-3, lr_lora=1e-3, warmup_steps=2, shared_prefix=shared
+        )
         histories.append(train(model, data, config, progress=False)["step_loss"])
         weights.append(torch.cat([p.detach().flatten() for p in model.trainable_parameters()]))
     assert len(histories[0]) == 10

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from vgpt import loading, profiles
-from vgpt.world import build, language, probes, shapes, vision
-from vgpt.profiles import TINY
+from vgpt import loading
 from vgpt.paths import TINY_DIR
+from vgpt.profiles import TINY
+from vgpt.world import build, language, probes, shapes, vision
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +84,8 @@ def test_language_model_knows_late_positions(parts):
         for _ in range(200):
             target = tok(shapes.sample_scene(rng).caption).input_ids + [eot]
             ids = torch.tensor([context + target])
-            logits = lm(input_ids=ids).logits[0, len(context) - 1:-1]
-            nll += torch.nn.functional.cross_entropy(logits, ids[0, len(context):], reduction="sum").item()
+            logits = lm(input_ids=ids).logits[0, len(context) - 1 : -1]
+            nll += torch.nn.functional.cross_entropy(logits, ids[0, len(context) :], reduction="sum").item()
             count += len(target)
     assert ids.shape[1] > 40
     assert nll / count < 1.1 * language.entropy_floor(tok)
@@ -95,8 +95,14 @@ def test_language_model_writes_grammatical_captions(parts):
     tok, lm = parts.tokenizer, parts.language_model
     torch.manual_seed(0)
     start = torch.tensor([[tok.eos_token_id]])
-    out = lm.generate(start, attention_mask=torch.ones_like(start), do_sample=True, max_new_tokens=16,
-                      num_return_sequences=20, pad_token_id=tok.eos_token_id)
+    out = lm.generate(
+        start,
+        attention_mask=torch.ones_like(start),
+        do_sample=True,
+        max_new_tokens=16,
+        num_return_sequences=20,
+        pad_token_id=tok.eos_token_id,
+    )
     grammar = shapes.caption_distribution()
     texts = [tok.decode(row[1:], skip_special_tokens=True) for row in out]
     assert sum(t in grammar for t in texts) >= 18, texts
@@ -106,8 +112,17 @@ def test_manifest_records_passed_gates_and_small_files(manifest):
     q = manifest["quality"]
     assert q["gates_passed"] and q["lm_loss_over_floor"] <= build.LM_GATE
     assert min(q["probe_accuracy"].values()) >= build.PROBE_GATE
-    assert set(q["probe_accuracy"]) == {"count", "color1", "shape1", "size1", "position",
-                                        "relation", "color2", "shape2", "size2"}
+    assert set(q["probe_accuracy"]) == {
+        "count",
+        "color1",
+        "shape1",
+        "size1",
+        "position",
+        "relation",
+        "color2",
+        "shape2",
+        "size2",
+    }
     assert manifest["bytes"] <= 10_000_000
     files = {p.name for p in TINY_DIR.rglob("*") if p.is_file()}
     assert {"config.json", "model.safetensors", "tokenizer.json", "preprocessor_config.json"} <= files
@@ -145,8 +160,12 @@ def test_linear_probe_separates_what_is_separable_and_nothing_else():
 
 def test_build_tiny_fast_writes_loadable_models(tmp_path):
     out = tmp_path / "tiny"
-    run = subprocess.run([sys.executable, "-m", "vgpt", "build-tiny", "--fast", "--out", str(out)],
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-m", "vgpt", "build-tiny", "--fast", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     from transformers import AutoTokenizer, CLIPVisionModel, GPT2LMHeadModel
 

@@ -5,6 +5,7 @@ The stage modules, in the order the data flows (later ones import earlier ones, 
     profiles       every setting of a run, written out once: ModelSpec + TrainConfig per profile
     loading        choose a profile and load its frozen models (or the seed's shapes, offline)
     data           caption data sets (three Flickr8k layouts) and safe image opening
+    hf_data        Hugging Face datasets (Hub id, save_to_disk, parquet) as the same records; `vgpt[hf]`
     features       stage 01: frozen vision tower -> feature sequence, cached on disk
     projector      stage 02: features -> GPT-2's embedding space
     prefix         stage 03: visual prefix + caption tokens, labels by position
@@ -25,7 +26,7 @@ Around them:
     viz                the plots (the only module that imports matplotlib)
     world/             Shapes World and the build of the tiny profile's models
     app/               the command line, runs on a folder, the demo, the benchmark
-    course/            what the notebooks use: examples, exercise checkers, the demo widget
+    course/            what the notebooks use (examples, exercise checkers, the demo widget); release and grading
 """
 
 __version__ = "0.1.0"

@@ -103,8 +103,7 @@ def load_bridge_weights(model, folder: str | Path) -> None:
     missing = [k for k in result.missing_keys if "lora_" in k]
     if missing or result.unexpected_keys:
         raise BridgeMismatch(
-            f"{folder}: adapter does not fit the model "
-            f"(missing {missing[:3]}, unexpected {result.unexpected_keys[:3]})"
+            f"{folder}: adapter does not fit the model (missing {missing[:3]}, unexpected {result.unexpected_keys[:3]})"
         )
 
 

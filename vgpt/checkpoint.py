@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -72,6 +73,29 @@ def load_checkpoint(model, opt, run_dir: Path | None) -> dict:
     model.load_bridge_weights(folder / "bridge")
     load_optimizer(opt, folder)
     return json.loads((folder / "trainer_state.json").read_text())
+
+
+class Checkpointer:
+    """Writes checkpoints into `run_dir` (if any) every `every` steps (an int) or minutes ("10min")."""
+
+    def __init__(self, run_dir: Path | None, every: int | str | None):
+        self.run_dir, self.steps, self.seconds = run_dir, None, None
+        if isinstance(every, str):
+            self.seconds = 60 * float(every.removesuffix("min"))
+        elif every:
+            self.steps = int(every)
+        self.last = time.monotonic()
+
+    def save(self, model, opt, state, config) -> None:
+        """A checkpoint of the loop's `state` (a dataclass) and its `config` (one too)."""
+        if self.run_dir:
+            save_checkpoint(model, opt, {**asdict(state), "config": asdict(config)}, self.run_dir)
+        self.last = time.monotonic()
+
+    def due(self, step: int) -> bool:
+        if self.steps:
+            return step % self.steps == 0
+        return self.seconds is not None and time.monotonic() - self.last >= self.seconds
 
 
 def finished_run(run_dir: str | Path | None, config) -> bool:

@@ -1,5 +1,5 @@
-"""Where to run and in which precision: CUDA (bf16 where supported, else fp16 with a
-gradient scaler), Apple MPS, or the CPU in plain fp32."""
+"""Where to run and in which precision: CUDA (bf16 from compute capability 8.0, else fp16
+with a gradient scaler), Apple MPS, or the CPU in plain fp32."""
 
 from __future__ import annotations
 
@@ -20,10 +20,18 @@ def pick_device(name: str | None = None) -> torch.device:
 
 
 def autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """bf16 on GPUs that have it (Ampere and newer), fp16 on older ones (T4), none on CPU/MPS."""
+    """bf16 on GPUs of compute capability 8.0 and newer (A100, RTX 30xx and later, H100), fp16 on
+    older ones (T4 is 7.5, V100 7.0), none on CPU or MPS.
+
+    Decided by compute capability, not by `torch.cuda.is_bf16_supported()`: in torch 2.13 that
+    counts emulated bf16 by default (`including_emulation=True`) and says yes on a T4, whose
+    tensor cores have no bf16 (it came with Ampere, 8.0): there fp16 with loss scaling is the fast
+    path.
+    """
     if device.type != "cuda":
         return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    major, _ = torch.cuda.get_device_capability(device)
+    return torch.bfloat16 if major >= 8 else torch.float16
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):

@@ -18,18 +18,21 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
-from tqdm.auto import tqdm
 
+from . import distributed
 from .data import DataError
+from .device import autocast, autocast_dtype
 from .errors import UserError
 from .profiles import FeatureSpec
+from .progress import progress
 
 
 @torch.no_grad()
@@ -73,8 +76,18 @@ def processor_pixels(processor) -> Callable[[list], torch.Tensor]:
     return lambda images: processor(images=[trim_aspect(i) for i in images], return_tensors="pt")["pixel_values"]
 
 
-ARCHITECTURE_KEYS = ("model_type", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-                     "num_channels", "image_size", "patch_size", "hidden_act", "layer_norm_eps")
+ARCHITECTURE_KEYS = (
+    "model_type",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_channels",
+    "image_size",
+    "patch_size",
+    "hidden_act",
+    "layer_norm_eps",
+)
 
 
 def tower_fingerprint(vision) -> str:
@@ -143,22 +156,71 @@ def _open_all(chunk, image_size: int, unreadable: dict[str, str]) -> list:
     return opened
 
 
-def _write_cache(vision, images, to_pixels, work: Path, spec: FeatureSpec, batch_size: int, device,
-                 image_size: int) -> dict[str, str]:
+class _Done:
+    def __init__(self, value):
+        self.value = value
+
+    def result(self):
+        return self.value
+
+
+def _now(fn, *args):
+    """`pool.submit`'s shape, run at once on this thread (no prefetch)."""
+    return _Done(fn(*args))
+
+
+def _feature_shape(vision, to_pixels, spec: FeatureSpec, image_size: int, device, dtype) -> tuple[int, ...]:
+    """(N, Dv) for this tower and spec, from one black image."""
+    with autocast(device, dtype):
+        probe = extract_features(vision, to_pixels([Image.new("RGB", (image_size, image_size))]).to(device), spec)
+    return tuple(probe.shape[1:])
+
+
+def _write_cache(
+    vision,
+    images,
+    to_pixels,
+    work: Path,
+    spec: FeatureSpec,
+    batch_size: int,
+    device,
+    image_size: int,
+    dtype,
+    prefetch: bool = True,
+) -> dict[str, str]:
+    """Fill work/features.npy, this rank's batches only; returns the unreadable images of all ranks.
+
+    Opening and preprocessing the next batch (PIL decoding, resizing) runs in a
+    thread while the tower runs on the current one, so a GPU does not wait
+    for the CPU; the tower runs under `dtype` autocast (fp16 or bf16 on a GPU).
+    """
     vision = vision.to(device)
-    array, unreadable = None, {}
-    for start in tqdm(range(0, len(images), batch_size), desc="features", unit="batch"):
-        chunk = images[start:start + batch_size]
-        pixels = to_pixels(_open_all(chunk, image_size, unreadable)).to(device)
-        feats = extract_features(vision, pixels, spec).to("cpu", torch.float16).numpy()
-        if array is None:
-            array = np.lib.format.open_memmap(work / "features.npy", mode="w+", dtype=np.float16,
-                                              shape=(len(images), *feats.shape[1:]))
-        array[start:start + len(chunk)] = feats
-    if array is None:
-        raise CacheError("no images given to cache")
+    shape = (len(images), *_feature_shape(vision, to_pixels, spec, image_size, device, dtype))
+    if distributed.is_main():
+        np.lib.format.open_memmap(work / "features.npy", mode="w+", dtype=np.float16, shape=shape).flush()
+    distributed.barrier()
+    array = np.load(work / "features.npy", mmap_mode="r+")
+    unreadable: dict[str, str] = {}
+    step = batch_size * distributed.world_size()
+    starts = list(range(distributed.rank() * batch_size, len(images), step))
+
+    def pixels_of(start):
+        return to_pixels(_open_all(images[start : start + batch_size], image_size, unreadable))
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        load = pool.submit if prefetch else _now
+        upcoming = load(pixels_of, starts[0]) if starts else None
+        for k, start in enumerate(progress(starts, desc="features", unit="batch", disable=not distributed.is_main())):
+            pixels = upcoming.result().to(device)
+            if k + 1 < len(starts):
+                upcoming = load(pixels_of, starts[k + 1])
+            with autocast(device, dtype):
+                feats = extract_features(vision, pixels, spec)
+            array[start : start + len(pixels)] = feats.to("cpu", torch.float16).numpy()
     array.flush()
-    return unreadable
+    del array
+    distributed.barrier()
+    return distributed.gather_dict(unreadable)
 
 
 def build_cache(
@@ -170,13 +232,21 @@ def build_cache(
     image_size: int = 224,
     batch_size: int = 32,
     device: str | torch.device = "cpu",
+    dtype: torch.dtype | None | str = "auto",
+    prefetch: bool = True,
 ) -> FeatureCache:
     """Features for `images` (pairs of id and a function that opens the image),
     cached under `root/<key>/`. Reused when the key (tower weights, layer
     choice, image size) and the ids match; otherwise rebuilt. An image that
     cannot be read gets a row of features of a black image and is listed, with
     the reason, in `cache.unreadable`, for the caller to leave out.
+
+    `dtype`: the autocast precision of the tower; "auto" is the device's
+    (fp16 or bf16 on a GPU, none on a CPU). Under `torchrun` every rank
+    extracts its share of the batches into the one cache; rank 0 finishes it.
     """
+    device = torch.device(device)
+    dtype = autocast_dtype(device) if dtype == "auto" else dtype
     key = cache_key(vision, spec, image_size)
     folder = Path(root) / key
     ids = [image_id for image_id, _ in images]
@@ -186,22 +256,42 @@ def build_cache(
             return cache
     except (CacheError, OSError, ValueError):
         pass  # missing, half-written or for other images: rebuild
+    if not images:
+        raise CacheError("no images given to cache")
     work = Path(root) / f".{key}.partial"  # written here, renamed into place when complete
     try:
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True)
+        if distributed.is_main():
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(parents=True)
     except OSError as err:
-        raise CacheError(f"{root}: cannot write the feature cache here ({err.__class__.__name__}: {err}); "
-                         f"pass another cache folder (--cache)") from err
+        raise CacheError(
+            f"{root}: cannot write the feature cache here ({err.__class__.__name__}: {err}); "
+            f"pass another cache folder (--cache)"
+        ) from err
+    home = next(vision.parameters()).device  # _write_cache takes the tower to `device`; it comes back after
     try:
-        unreadable = _write_cache(vision, images, to_pixels, work, spec, batch_size, device, image_size)
-        meta = {"key": key, "tower": tower_fingerprint(vision), "spec": asdict(spec), "image_size": image_size,
-                "count": len(ids), "unreadable": unreadable}
+        unreadable = _write_cache(
+            vision, images, to_pixels, work, spec, batch_size, device, image_size, dtype, prefetch
+        )
+        if not distributed.is_main():
+            distributed.barrier()  # rank 0 renames the finished cache into place
+            return FeatureCache(folder)
+        meta = {
+            "key": key,
+            "tower": tower_fingerprint(vision),
+            "spec": asdict(spec),
+            "image_size": image_size,
+            "count": len(ids),
+            "unreadable": unreadable,
+        }
         (work / "ids.json").write_text(json.dumps(ids))
         (work / "meta.json").write_text(json.dumps(meta, indent=2))  # last: no meta, no cache
         shutil.rmtree(folder, ignore_errors=True)
         work.rename(folder)
+        distributed.barrier()
     except OSError as err:  # a full disk, a folder made read-only meanwhile: say so, leave no half cache
         shutil.rmtree(work, ignore_errors=True)
         raise CacheError(f"{root}: writing the feature cache failed ({err.__class__.__name__}: {err})") from err
+    finally:
+        vision.to(home)  # the caller's models stay where they were (a notebook's on the CPU)
     return FeatureCache(folder)

@@ -59,10 +59,19 @@ def greedy(model, prefix: torch.Tensor, max_new_tokens: int, kv_cache: bool = Tr
 
 
 @torch.no_grad()
-def generate_ids(model, prefix: torch.Tensor, max_new_tokens: int | None = None, num_beams: int = 1,
-                 do_sample: bool = False, temperature: float = 1.0, top_k: int | None = None,
-                 top_p: float | None = None, repetition_penalty: float = 1.0,
-                 no_repeat_ngram_size: int = 0, seed: int | None = None) -> list[list[int]]:
+def generate_ids(
+    model,
+    prefix: torch.Tensor,
+    max_new_tokens: int | None = None,
+    num_beams: int = 1,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    repetition_penalty: float = 1.0,
+    no_repeat_ngram_size: int = 0,
+    seed: int | None = None,
+) -> list[list[int]]:
     """Hugging Face `generate` on a visual prefix: new token ids per row, cut after end-of-text.
 
     With a `seed`, sampling draws from a generator of its own: the caller's
@@ -70,9 +79,15 @@ def generate_ids(model, prefix: torch.Tensor, max_new_tokens: int | None = None,
     """
     eos = model.tokenizer.eos_token_id
     max_new_tokens = max_new_tokens or model.config.model.max_caption_tokens
-    options = dict(max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=do_sample,
-                   repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
-                   eos_token_id=eos, pad_token_id=eos)
+    options = dict(
+        max_new_tokens=max_new_tokens,
+        num_beams=num_beams,
+        do_sample=do_sample,
+        repetition_penalty=repetition_penalty,
+        no_repeat_ngram_size=no_repeat_ngram_size,
+        eos_token_id=eos,
+        pad_token_id=eos,
+    )
     if do_sample:
         options.update(temperature=temperature, top_k=top_k or 0, top_p=top_p if top_p is not None else 1.0)
     mask = torch.ones(prefix.shape[:2], dtype=torch.long, device=prefix.device)
@@ -91,8 +106,13 @@ def decode(model, rows: list[list[int]]) -> list[str]:
     return [t.strip() for t in model.tokenizer.batch_decode(rows, skip_special_tokens=True)]
 
 
-def generate_captions(model, pixel_values: torch.Tensor | None = None, features: torch.Tensor | None = None,
-                      batch_size: int = 64, **options) -> tuple[list[str], list[bool]]:
+def generate_captions(
+    model,
+    pixel_values: torch.Tensor | None = None,
+    features: torch.Tensor | None = None,
+    batch_size: int = 64,
+    **options,
+) -> tuple[list[str], list[bool]]:
     """Captions for a batch of images, and for each whether it ended with end-of-text.
 
     `options` go to `generate_ids`: num_beams, do_sample, temperature, top_k,

@@ -9,6 +9,7 @@ seconds with a message that says how to switch to `tiny`.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -203,3 +204,32 @@ def build_seed_random(seed: int = 0) -> tuple[torch.nn.Module, torch.nn.Module]:
         lm = GPT2LMHeadModel(seed_language_config())
     lm.loss_type = "ForCausalLM"
     return freeze(vision), freeze(lm)
+
+
+def gpt2_tokenizer(folder: str | Path):
+    """GPT-2's real byte-level BPE tokenizer from its two published files, no download.
+
+    `folder` holds `encoder.json` (token -> id, 50,257 entries, end-of-text
+    50256) and `vocab.bpe` (50,000 merges after a `#version` line); the tests
+    keep a copy in `tests/fixtures/gpt2-bpe/`. The result matches the Hub's
+    `gpt2` tokenizer: no pad token (vgpt pads with end-of-text), 1024 positions.
+
+    transformers 5 trap: `GPT2TokenizerFast(vocab_file=..., merges_file=...)`
+    silently builds an *empty* tokenizer; the vocabulary must be passed as a
+    dict and the merges as a list of pairs.
+    """
+    from transformers import GPT2TokenizerFast
+
+    folder = Path(folder)
+    try:
+        vocab = json.loads((folder / "encoder.json").read_text(encoding="utf-8"))
+        lines = (folder / "vocab.bpe").read_text(encoding="utf-8").splitlines()
+    except (OSError, ValueError) as err:
+        raise ProfileUnavailable(f"{folder}: cannot read GPT-2's encoder.json and vocab.bpe ({err})") from err
+    merges = [tuple(line.split(" ")) for line in lines if line and not line.startswith("#version")]
+    if any(len(pair) != 2 for pair in merges):
+        raise ProfileUnavailable(f"{folder / 'vocab.bpe'}: every merge line must be two tokens")
+    tokenizer = GPT2TokenizerFast(vocab=vocab, merges=merges, model_max_length=1024)
+    if len(tokenizer) != len(vocab) or tokenizer.eos_token_id is None:
+        raise ProfileUnavailable(f"{folder}: built a tokenizer of {len(tokenizer)} tokens from {len(vocab)}")
+    return tokenizer

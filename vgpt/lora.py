@@ -21,9 +21,15 @@ from torch import nn
 def lora_config(r: int, alpha: int, targets: tuple[str, ...] | list[str], dropout: float = 0.0):
     from peft import LoraConfig
 
-    return LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(targets),
-                      fan_in_fan_out=True,  # GPT-2's Conv1D stores weights as (in, out)
-                      bias="none", task_type="CAUSAL_LM")
+    return LoraConfig(
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=list(targets),
+        fan_in_fan_out=True,  # GPT-2's Conv1D stores weights as (in, out)
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
 
 
 def inject_lora(lm: nn.Module, r: int, alpha: int, targets=("c_attn",), dropout: float = 0.0):

@@ -34,8 +34,8 @@ def left_pad(embeds: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, to
     out = embeds[0].new_zeros(len(embeds), width, dim)
     mask = torch.zeros(len(embeds), width, dtype=torch.long, device=embeds[0].device)
     for i, e in enumerate(embeds):
-        out[i, width - e.shape[0]:] = e
-        mask[i, width - e.shape[0]:] = 1
+        out[i, width - e.shape[0] :] = e
+        mask[i, width - e.shape[0] :] = 1
     return out, mask, position_ids_from_mask(mask)
 
 

@@ -22,7 +22,7 @@ def tokenize(text: str) -> list[str]:
 
 def ngrams(words: list[str], n: int) -> Counter:
     """Counts of the n-grams (tuples of n words) in a list of words."""
-    return Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
+    return Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
 
 
 def bleu(hypotheses: list[str], references: list[list[str]], max_n: int = 4) -> list[float]:
@@ -67,9 +67,9 @@ def rouge_l(hypotheses: list[str], references: list[list[str]], beta: float = 1.
     for hyp, refs in zip(hypotheses, references):
         h = tokenize(hyp)
         lcs = [(_lcs(h, r), len(r)) for r in map(tokenize, refs)]
-        p = max((l / len(h) if h else 0.0) for l, _ in lcs)
-        r = max((l / n if n else 0.0) for l, n in lcs)
-        total += (1 + beta ** 2) * p * r / (r + beta ** 2 * p) if p > 0 and r > 0 else 0.0
+        p = max((common / len(h) if h else 0.0) for common, _ in lcs)
+        r = max((common / n if n else 0.0) for common, n in lcs)
+        total += (1 + beta**2) * p * r / (r + beta**2 * p) if p > 0 and r > 0 else 0.0
     return total / max(len(hypotheses), 1)
 
 
@@ -84,8 +84,10 @@ def cider_d(hypotheses: list[str], references: list[list[str]], n: int = 4, sigm
     log_images = math.log(max(len(references), 1))
 
     def vector(words):
-        vec = [{g: c * (log_images - math.log(max(1.0, df[g]))) for g, c in ngrams(words, k).items()}
-               for k in range(1, n + 1)]
+        vec = [
+            {g: c * (log_images - math.log(max(1.0, df[g]))) for g, c in ngrams(words, k).items()}
+            for k in range(1, n + 1)
+        ]
         norms = [math.sqrt(sum(v * v for v in d.values())) for d in vec]
         return vec, norms, len(words)
 
@@ -99,7 +101,7 @@ def cider_d(hypotheses: list[str], references: list[list[str]], n: int = 4, sigm
                 val = sum(min(v, vr[k].get(g, 0.0)) * vr[k].get(g, 0.0) for g, v in vh[k].items())
                 if nh[k] and nr[k]:
                     val /= nh[k] * nr[k]
-                score[k] += val * math.exp(-((lh - lr) ** 2) / (2 * sigma ** 2))
+                score[k] += val * math.exp(-((lh - lr) ** 2) / (2 * sigma**2))
         total += sum(score) / n / len(refs) * 10.0
     return total / max(len(hypotheses), 1)
 
@@ -107,8 +109,11 @@ def cider_d(hypotheses: list[str], references: list[list[str]], n: int = 4, sigm
 def caption_scores(hypotheses: list[str], references: list[list[str]]) -> dict[str, float]:
     """BLEU-1..4, ROUGE-L and CIDEr-D in one dict."""
     b = bleu(hypotheses, references)
-    return {**{f"BLEU-{i + 1}": b[i] for i in range(4)},
-            "ROUGE-L": rouge_l(hypotheses, references), "CIDEr-D": cider_d(hypotheses, references)}
+    return {
+        **{f"BLEU-{i + 1}": b[i] for i in range(4)},
+        "ROUGE-L": rouge_l(hypotheses, references),
+        "CIDEr-D": cider_d(hypotheses, references),
+    }
 
 
 # ------------------------------------------------------------ Shapes World
@@ -123,8 +128,16 @@ def parse_caption(text: str) -> dict[str, str] | None:
     text = text.strip()
     if m := _TWO.match(text):
         size1, color1, shape1, relation, size2, color2, shape2 = m.groups()
-        facts = dict(count="2", color1=color1, shape1=shape1, size1=size1, relation=relation,
-                     color2=color2, shape2=shape2, size2=size2)
+        facts = dict(
+            count="2",
+            color1=color1,
+            shape1=shape1,
+            size1=size1,
+            relation=relation,
+            color2=color2,
+            shape2=shape2,
+            size2=size2,
+        )
     elif (m := _ONE.match(text)) and m.group(4) in shapes.POSITION_PHRASES.values():
         size1, color1, shape1, position = m.groups()
         facts = dict(count="1", color1=color1, shape1=shape1, size1=size1, position=position)

@@ -32,8 +32,14 @@ def group_by_image(image_ids: list[str]) -> tuple[list[str], torch.Tensor]:
     return distinct, torch.tensor([where[i] for i in image_ids], dtype=torch.long)
 
 
-def shared_prefix_forward(model, input_ids: torch.Tensor, text_mask: torch.Tensor, owner: torch.Tensor,
-                          pixel_values: torch.Tensor | None = None, features: torch.Tensor | None = None):
+def shared_prefix_forward(
+    model,
+    input_ids: torch.Tensor,
+    text_mask: torch.Tensor,
+    owner: torch.Tensor,
+    pixel_values: torch.Tensor | None = None,
+    features: torch.Tensor | None = None,
+):
     """Captions (B, T) with their mask, `owner` (B,) indexing the I images of `pixel_values` or
     `features` (I, ...). Returns the language model's output over [slot N-1 | caption]: `.logits`
     (B, 1 + T, V) and `.loss`, which equals `model(input_ids, text_mask, features=features[owner]).loss`."""
@@ -49,8 +55,9 @@ def shared_prefix_forward(model, input_ids: torch.Tensor, text_mask: torch.Tenso
     return model.lm(inputs_embeds=embeds, attention_mask=mask, cache=cache, labels=labels)
 
 
-def caption_forward(model, input_ids: torch.Tensor, text_mask: torch.Tensor, owner: torch.Tensor,
-                    features: torch.Tensor, shared: bool):
+def caption_forward(
+    model, input_ids: torch.Tensor, text_mask: torch.Tensor, owner: torch.Tensor, features: torch.Tensor, shared: bool
+):
     """Captions and the features of their I distinct images (`owner` maps captions to images), run
     either with one shared prefix pass per image or the plain way, one caption per sequence."""
     if shared:

@@ -17,18 +17,18 @@ and schedule.
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
-from tqdm.auto import tqdm
 
-from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from . import distributed
+from .checkpoint import CHECKPOINT, Checkpointer, load_checkpoint
 from .device import autocast, autocast_dtype, grad_scaler, pick_device
 from .prefix import tokenize_captions
 from .profiles import TrainConfig
+from .progress import progress
 from .schedule import warmup_cosine
 from .shared_prefix import caption_forward, group_by_image
 
@@ -84,15 +84,26 @@ def uses_shared_prefix(data: CaptionData, config: TrainConfig) -> bool:
 # ------------------------------------------------------------- one batch
 
 
-def batch_loss(model, chunk: Sequence[tuple[str, str]], data: CaptionData, device, shared: bool):
+class CaptionLoss(torch.nn.Module):
+    """The loss of a batch as a module, so that DistributedDataParallel can wrap it (several processes)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, ids, mask, owner, features, shared: bool):
+        return caption_forward(self.model, ids, mask, owner, features, shared).loss
+
+
+def batch_loss(model, chunk: Sequence[tuple[str, str]], data: CaptionData, device, shared: bool, loss_fn=None):
     """Mean loss over the caption tokens (and end-of-text) of a batch of (image id, caption) pairs,
-    and how many tokens that is."""
+    and how many tokens that is. `loss_fn` (a `CaptionLoss`, maybe DDP-wrapped) computes it."""
     captions = [c for _, c in chunk]
     ids, mask = tokenize_captions(model.tokenizer, captions, model.config.model.max_caption_tokens)
     images, owner = group_by_image([i for i, _ in chunk])
     features = data.features(images).to(device)
-    out = caption_forward(model, ids.to(device), mask.to(device), owner, features, shared)
-    return out.loss, int(mask.sum())
+    loss_fn = loss_fn or CaptionLoss(model)
+    return loss_fn(ids.to(device), mask.to(device), owner, features, shared), int(mask.sum())
 
 
 def make_optimizer(model, config: TrainConfig) -> torch.optim.AdamW:
@@ -159,26 +170,91 @@ class TrainState:
         return {"step_loss": self.step_loss, "epochs": self.epochs}
 
 
-class Checkpointer:
-    """Writes checkpoints into `run_dir` (if any) every `every` steps (an int) or minutes ("10min")."""
+def _maybe_no_sync(loss_fn, stepping: bool):
+    """Under DDP, gradients are averaged across ranks only on the micro-batch that ends a step."""
+    import contextlib
 
-    def __init__(self, run_dir: Path | None, every: int | str | None):
-        self.run_dir, self.steps, self.seconds = run_dir, None, None
-        if isinstance(every, str):
-            self.seconds = 60 * float(every.removesuffix("min"))
-        elif every:
-            self.steps = int(every)
-        self.last = time.monotonic()
+    if stepping or not hasattr(loss_fn, "no_sync"):
+        return contextlib.nullcontext()
+    return loss_fn.no_sync()
 
-    def save(self, model, opt, state: TrainState, config: TrainConfig) -> None:
-        if self.run_dir:
-            save_checkpoint(model, opt, {**asdict(state), "config": asdict(config)}, self.run_dir)
-        self.last = time.monotonic()
 
-    def due(self, step: int) -> bool:
-        if self.steps:
-            return step % self.steps == 0
-        return self.seconds is not None and time.monotonic() - self.last >= self.seconds
+class _Run:
+    """One training run's moving parts (model, loss, optimizer, precision, data, checkpoints) and its steps."""
+
+    def __init__(self, model, data: CaptionData, config: TrainConfig, device, run_dir, checkpoint_every, progress):
+        self.model, self.data, self.config = model, data, config
+        self.device = distributed.device_for_rank(pick_device(device))
+        self.dtype = autocast_dtype(self.device)
+        self.scaler = grad_scaler(self.device, self.dtype)
+        model.to(self.device)
+        if config.compile:
+            model.lm.get_base_model().transformer.compile()  # in place; LoRA layers are inside
+        self.loss_fn = CaptionLoss(model)
+        if distributed.world_size() > 1:  # torchrun: gradients averaged across ranks in backward
+            ids = [self.device] if self.device.type == "cuda" else None
+            self.loss_fn = torch.nn.parallel.DistributedDataParallel(self.loss_fn, device_ids=ids)
+        self.opt = make_optimizer(model, config)
+        self.run_dir = Path(run_dir) if run_dir else None
+        self.checkpoints = Checkpointer(self.run_dir if distributed.is_main() else None, checkpoint_every)
+        self.progress = progress and distributed.is_main()
+        self.batches = math.ceil(len(data.pairs) / config.batch_size)
+        self.total_steps = math.ceil(self.batches / config.grad_accum) * config.epochs
+        self.shared = uses_shared_prefix(data, config)
+
+    def resume(self) -> TrainState:
+        saved = load_checkpoint(self.model, self.opt, self.run_dir)
+        return TrainState(**{k: v for k, v in saved.items() if k != "config"})
+
+    def backward(self, chunk, stepping: bool) -> float:
+        """Forward and backward of this process's part of a batch; returns the whole batch's mean loss."""
+        chunk, real = distributed.shard(chunk)  # all of it in one process
+        with _maybe_no_sync(self.loss_fn, stepping):
+            with autocast(self.device, self.dtype):
+                loss, tokens = batch_loss(self.model, chunk, self.data, self.device, self.shared, self.loss_fn)
+            scale, global_loss = distributed.global_batch(loss, tokens, real)
+            self.scaler.scale(loss * (scale / self.config.grad_accum)).backward()
+        return global_loss
+
+    def epoch(self, state: TrainState, epoch: int, on_step) -> None:
+        """The batches of one epoch, from where `state` stands."""
+        config = self.config
+        chunks = epoch_batches(self.data, config, epoch)
+        if state.batch == 0:
+            state.epoch_start_step = state.step
+        self.model.train()
+        bar = progress(range(state.batch, self.batches), desc=f"epoch {epoch + 1}/{config.epochs}",
+                       disable=not self.progress, leave=False)  # fmt: skip
+        for b in bar:
+            stepping = (b + 1) % config.grad_accum == 0 or b + 1 == self.batches
+            loss = self.backward(chunks[b], stepping)
+            if not stepping:
+                continue  # accumulate; an interruption here redoes these batches on resume
+            set_learning_rates(self.opt, config, state.step, self.total_steps)
+            optimizer_step(self.model, self.opt, self.scaler, config.clip_norm)
+            state.step, state.batch = state.step + 1, b + 1
+            state.step_loss.append(loss)
+            bar.set_postfix(loss=f"{loss:.3f}", refresh=False)  # shown at the next redraw
+            if on_step:
+                on_step(state.step, loss)
+            if self.checkpoints.due(state.step) and b + 1 != self.batches:
+                self.save(state)
+
+    def end_epoch(self, state: TrainState, epoch: int, val_data, on_epoch_end) -> None:
+        """The epoch's record (mean train loss, validation loss, the hook's entries), then a checkpoint."""
+        losses = state.step_loss[state.epoch_start_step :]
+        record = {"epoch": epoch + 1, "step": state.step, "train_loss": sum(losses) / max(len(losses), 1)}
+        if distributed.is_main():
+            if val_data is not None:
+                record["val_loss"] = validation_loss(self.model, val_data, self.config, self.device, self.dtype)
+            if on_epoch_end:
+                on_epoch_end(epoch + 1, record)
+        state.epochs.append(record)
+        state.epoch, state.batch = epoch + 1, 0
+        self.save(state)
+
+    def save(self, state: TrainState) -> None:
+        self.checkpoints.save(self.model, self.opt, state, self.config)
 
 
 def train(
@@ -201,55 +277,16 @@ def train(
     `checkpoint_every`: steps (int) or minutes ("10min") between mid-epoch
     checkpoints in `run_dir`; a disconnect then loses at most that much.
     """
-    device = pick_device(device)
-    dtype = autocast_dtype(device)
-    scaler = grad_scaler(device, dtype)
-    model.to(device)
-    if config.compile:
-        model.lm.get_base_model().transformer.compile()  # in place; LoRA layers are inside
-    opt = make_optimizer(model, config)
-    run_dir = Path(run_dir) if run_dir else None
-    state = TrainState(**{k: v for k, v in load_checkpoint(model, opt, run_dir).items() if k != "config"}) if resume else TrainState()
-    checkpoints = Checkpointer(run_dir, checkpoint_every)
-    batches = math.ceil(len(train_data.pairs) / config.batch_size)
-    total_steps = math.ceil(batches / config.grad_accum) * config.epochs
-    shared = uses_shared_prefix(train_data, config)
+    run = _Run(model, train_data, config, device, run_dir, checkpoint_every, progress)
+    state = run.resume() if resume else TrainState()
     try:
         for epoch in range(state.epoch, config.epochs):
-            chunks = epoch_batches(train_data, config, epoch)
-            if state.batch == 0:
-                state.epoch_start_step = state.step
-            model.train()
-            bar = tqdm(range(state.batch, batches), desc=f"epoch {epoch + 1}/{config.epochs}",
-                       disable=not progress, leave=False)  # fmt: skip
-            for b in bar:
-                with autocast(device, dtype):
-                    loss, _ = batch_loss(model, chunks[b], train_data, device, shared)
-                scaler.scale(loss / config.grad_accum).backward()
-                if (b + 1) % config.grad_accum and b + 1 != batches:
-                    continue  # accumulate; an interruption here redoes these batches on resume
-                set_learning_rates(opt, config, state.step, total_steps)
-                optimizer_step(model, opt, scaler, config.clip_norm)
-                state.step, state.batch = state.step + 1, b + 1
-                state.step_loss.append(loss.item())
-                bar.set_postfix(loss=f"{state.step_loss[-1]:.3f}")
-                if on_step:
-                    on_step(state.step, state.step_loss[-1])
-                if checkpoints.due(state.step) and b + 1 != batches:
-                    checkpoints.save(model, opt, state, config)
-            losses = state.step_loss[state.epoch_start_step :]
-            record = {"epoch": epoch + 1, "step": state.step, "train_loss": sum(losses) / max(len(losses), 1)}
-            if val_data is not None:
-                record["val_loss"] = validation_loss(model, val_data, config, device, dtype)
-            if on_epoch_end:
-                on_epoch_end(epoch + 1, record)
-            state.epochs.append(record)
-            state.epoch, state.batch = epoch + 1, 0
-            checkpoints.save(model, opt, state, config)
+            run.epoch(state, epoch, on_step)
+            run.end_epoch(state, epoch, val_data, on_epoch_end)
     except KeyboardInterrupt:
-        if run_dir:
-            checkpoints.save(model, opt, state, config)
-            print(f"interrupted: checkpoint saved in {run_dir / CHECKPOINT}; continue with resume=True")
+        if run.run_dir and distributed.is_main():
+            run.save(state)
+            print(f"interrupted: checkpoint saved in {run.run_dir / CHECKPOINT}; continue with resume=True")
         raise
     model.eval()
     return state.history

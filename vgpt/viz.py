@@ -23,12 +23,17 @@ def loss_curve(history: dict, path: str | Path | None = None, smooth: int = 20, 
     losses = history["step_loss"]
     ax.plot(range(1, len(losses) + 1), losses, color="tab:blue", alpha=0.25, lw=0.8, label="train (step)")
     if len(losses) >= smooth:
-        avg = [sum(losses[i - smooth:i]) / smooth for i in range(smooth, len(losses) + 1)]
+        avg = [sum(losses[i - smooth : i]) / smooth for i in range(smooth, len(losses) + 1)]
         ax.plot(range(smooth, len(losses) + 1), avg, color="tab:blue", label=f"train ({smooth}-step mean)")
     epochs = [e for e in history["epochs"] if "val_loss" in e]
     if epochs:
-        ax.plot([e["step"] for e in epochs], [e["val_loss"] for e in epochs], "o-", color="tab:orange",
-                label="validation (epoch)")
+        ax.plot(
+            [e["step"] for e in epochs],
+            [e["val_loss"] for e in epochs],
+            "o-",
+            color="tab:orange",
+            label="validation (epoch)",
+        )
     if floor is not None:
         ax.axhline(floor, color="gray", ls="--", lw=1, label=f"blind floor (no image): {floor:.3f}")
     ax.set_xlabel("optimizer step")
@@ -41,8 +46,13 @@ def loss_curve(history: dict, path: str | Path | None = None, smooth: int = 20, 
     return fig
 
 
-def caption_grid(images, predictions: list[str], references: list[str] | None = None,
-                 path: str | Path | None = None, columns: int = 4):
+def caption_grid(
+    images,
+    predictions: list[str],
+    references: list[str] | None = None,
+    path: str | Path | None = None,
+    columns: int = 4,
+):
     """Images with their predicted caption (green where it equals the reference, red where not, with
     a key to the colours under the grid)."""
     plt = _plt()
@@ -69,26 +79,43 @@ def caption_grid(images, predictions: list[str], references: list[str] | None = 
     return fig
 
 
-def attention_maps(image, words: list[str], maps, title: str | None = None, columns: int = 6,
-                   close: bool = False):
-    """The image, then one panel per word with its attention over the patches laid on top."""
+def attention_maps(image, words: list[str], maps, title: str | None = None, columns: int = 6, close: bool = False):
+    """The image, then one panel per word with its attention over the patches laid on top.
+
+    Every panel shares one colour scale, from 0 to the largest share in any map, with a colour bar
+    marking the uniform share 1 / patches: a flat map then looks flat, not as peaked as the rest.
+    """
     plt = _plt()
+    import numpy as np
+
     panels = len(words) + 1
     rows = -(-panels // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(1.9 * columns, 2.35 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(1.9 * columns + 0.6, 2.35 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     size = image.size
+    heats = [np.asarray(h.detach().cpu().float() if hasattr(h, "detach") else h, dtype=float) for h in maps]
+    top = max((float(h.max()) for h in heats), default=1.0) or 1.0
     axes.flat[0].imshow(image)
     axes.flat[0].set_title("image", fontsize=8)
-    for ax, word, heat in zip(axes.flat[1:], words, maps):
+    shown = None
+    for ax, word, heat in zip(axes.flat[1:], words, heats, strict=False):  # more panels than words
         ax.imshow(image)
-        heat = heat.detach().cpu().numpy() if hasattr(heat, "detach") else heat
-        ax.imshow(heat, cmap="inferno", alpha=0.6, extent=(0, size[0], size[1], 0), interpolation="nearest")
+        shown = ax.imshow(heat, cmap="inferno", alpha=0.6, vmin=0.0, vmax=top, extent=(0, size[0], size[1], 0),
+                          interpolation="nearest")  # fmt: skip
         ax.set_title(repr(word.strip() or word), fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 0.86, 1))
+    if shown is not None:
+        bar = fig.colorbar(shown, cax=fig.add_axes((0.875, 0.12, 0.013, 0.72)))
+        bar.set_label("share of the word's attention\nto the image's patches", fontsize=8)
+        uniform = 1.0 / heats[0].size
+        bar.ax.axhline(uniform, color="cyan", lw=2)
+        bar.ax.set_yticks(sorted({*bar.get_ticks(), uniform}),
+                          [f"{t:.3g}" if t != uniform else f"uniform 1/{heats[0].size}" for t in
+                           sorted({*bar.get_ticks(), uniform})], fontsize=7)  # fmt: skip
+        bar.ax.set_ylim(0, top)
     if close:  # for showing in a widget: the figure is drawn once, not again by the notebook
         plt.close(fig)
     return fig

@@ -23,11 +23,12 @@ from types import SimpleNamespace
 import torch
 from torch.utils import flop_counter
 
+from ..bridge import BridgeConfig
 from ..device import autocast, autocast_dtype, pick_device
 from ..generate import greedy
-from ..bridge import BridgeConfig
 from ..model import VisionGPT2
 from ..shared_prefix import caption_forward
+from .bench_more import extraction_timings, measured_peak_memory
 
 
 @dataclass
@@ -53,8 +54,10 @@ def _sdpa_flops():
     def backward(grad, q, k, v, *args, out_shape=None, **kw):
         return flop_counter.sdpa_backward_flop_count(grad, q, k, v)
 
-    return {aten._scaled_dot_product_flash_attention_for_cpu: forward,
-            aten._scaled_dot_product_flash_attention_for_cpu_backward: backward}
+    return {
+        aten._scaled_dot_product_flash_attention_for_cpu: forward,
+        aten._scaled_dot_product_flash_attention_for_cpu_backward: backward,
+    }
 
 
 class SavedTensors(torch.autograd.graph.saved_tensors_hooks):
@@ -140,11 +143,14 @@ def training_timings(model, profile, images: int, captions: int, repeats: int, d
                 loss = caption_forward(model, ids, mask, owner, features, shared).loss
             loss.backward()
             model.zero_grad(set_to_none=True)
+
         return run
 
-    return [measure("(a) original: tower per caption, fp32", original, repeats, device=device),
-            measure("(b) cached features", cached_step(False), repeats, device=device),
-            measure("(c) cached + shared prefix", cached_step(True), repeats, device=device)]
+    return [
+        measure("(a) original: tower per caption, fp32", original, repeats, device=device),
+        measure("(b) cached features", cached_step(False), repeats, device=device),
+        measure("(c) cached + shared prefix", cached_step(True), repeats, device=device),
+    ]
 
 
 def generation_timings(model, images: int, new_tokens: int, repeats: int, device) -> list[Timing]:
@@ -159,16 +165,27 @@ def generation_timings(model, images: int, new_tokens: int, repeats: int, device
     def variant(batched: bool, cache: bool, tokens: int):
         def run():
             with autocast(device, dtype):
-                rows = ([greedy(model, prefix, tokens, kv_cache=cache)] if batched else
-                        [greedy(model, prefix[i:i + 1], tokens, kv_cache=cache) for i in range(images)])
+                rows = (
+                    [greedy(model, prefix, tokens, kv_cache=cache)]
+                    if batched
+                    else [greedy(model, prefix[i : i + 1], tokens, kv_cache=cache) for i in range(images)]
+                )
             produced[(batched, cache)] = sum(len(r) for part in rows for r in part)
+
         return run
 
     out = []
-    for batched, cache, name in ((False, False, "one by one, no KV cache"), (False, True, "one by one, KV cache"),
-                                 (True, False, "batched, no KV cache"), (True, True, "batched, KV cache")):
-        out.append(measure(name, variant(batched, cache, new_tokens), repeats, warmup=variant(batched, cache, 2),
-                           device=device))
+    for batched, cache, name in (
+        (False, False, "one by one, no KV cache"),
+        (False, True, "one by one, KV cache"),
+        (True, False, "batched, no KV cache"),
+        (True, True, "batched, KV cache"),
+    ):
+        out.append(
+            measure(
+                name, variant(batched, cache, new_tokens), repeats, warmup=variant(batched, cache, 2), device=device
+            )
+        )
         out[-1].tokens = produced[(batched, cache)]
     return out
 
@@ -200,29 +217,45 @@ def memory_estimate(model, profile, device, captions: int = 5, batch_sizes=(8, 1
     frozen_lm = sum(p.numel() for p in model.lm.parameters() if not p.requires_grad)
     bridge = sum(p.numel() for p in model.trainable_parameters())
     fixed = 4 * weights + 2 * frozen_lm + 16 * bridge + 0.5e9
-    table = {name: {b: fixed + b * (act + 8 * logits) for b in batch_sizes}
-             for name, (act, logits) in per_caption.items()}
+    table = {
+        name: {b: fixed + b * (act + 8 * logits) for b in batch_sizes} for name, (act, logits) in per_caption.items()
+    }
     return {"fixed_bytes": fixed, "per_caption": per_caption, "peak_bytes": table}
 
 
-def run_bench(profile: str = "seed", images: int = 1, captions: int = 5, gen_images: int = 4,
-              new_tokens: int = 30, repeats: int = 3, device: str | None = None, log=print) -> dict:
+def run_bench(
+    profile: str = "seed",
+    images: int = 1,
+    captions: int = 5,
+    gen_images: int = 4,
+    new_tokens: int = 30,
+    repeats: int = 3,
+    device: str | None = None,
+    extract_images: int = 16,
+    log=print,
+) -> dict:
     """Run both benchmarks, print their tables, return the figures."""
     device = pick_device(device)
     torch.manual_seed(0)
     model, chosen = bench_models(profile)
     model.to(device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    log(f"device: {name}; autocast: {autocast_dtype(device)}; torch {torch.__version__}; profile {chosen.name}"
-        f"{' (random weights)' if profile == 'seed' else ''}; {chosen.visual_tokens}-token prefix")
-    log(f"\ntraining step (forward + backward), {images} image(s) x {captions} captions, "
-        f"median of {repeats}, per image:")
+    log(
+        f"device: {name}; autocast: {autocast_dtype(device)}; torch {torch.__version__}; profile {chosen.name}"
+        f"{' (random weights)' if profile == 'seed' else ''}; {chosen.model.visual_tokens}-token prefix"
+    )
+    log(
+        f"\ntraining step (forward + backward), {images} image(s) x {captions} captions, "
+        f"median of {repeats}, per image:"
+    )
     train = training_timings(model, chosen, images, captions, repeats, device)
     base = train[0]
     log(f"  {'variant':<40}{'s / image':>10}{'speed-up':>10}{'GFLOP / image':>15}{'FLOP ratio':>12}")
     for t in train:
-        log(f"  {t.name:<40}{t.median / images:>10.3f}{base.median / t.median:>9.2f}x"
-            f"{t.flops / images / 1e9:>15.1f}{base.flops / t.flops:>11.2f}x")
+        log(
+            f"  {t.name:<40}{t.median / images:>10.3f}{base.median / t.median:>9.2f}x"
+            f"{t.flops / images / 1e9:>15.1f}{base.flops / t.flops:>11.2f}x"
+        )
     log(f"\ngeneration of {new_tokens} new tokens (greedy), {gen_images} images, median of {repeats}:")
     gen = generation_timings(model, gen_images, new_tokens, repeats, device)
     slow = gen[0]
@@ -230,15 +263,47 @@ def run_bench(profile: str = "seed", images: int = 1, captions: int = 5, gen_ima
     for t in gen:
         log(f"  {t.name:<40}{gen_images / t.median:>13.2f}{slow.median / t.median:>9.2f}x{t.tokens:>8}")
     memory = memory_estimate(model, chosen, device)
-    log(f"\nestimated peak GPU memory of a training step, 16-bit autocast, cached features "
-        f"(activations measured here; fixed part {memory['fixed_bytes'] / 2**30:.2f} GiB):")
+    log(
+        f"\nestimated peak GPU memory of a training step, 16-bit autocast, cached features "
+        f"(activations measured here; fixed part {memory['fixed_bytes'] / 2**30:.2f} GiB):"
+    )
     sizes = list(next(iter(memory["peak_bytes"].values())))
     log(f"  {'batch size (captions)':<40}" + "".join(f"{b:>9}" for b in sizes))
     for variant, row in memory["peak_bytes"].items():
         log(f"  {variant:<40}" + "".join(f"{row[b] / 2**30:>8.1f}G" for b in sizes))
-    return {"device": name, "profile": chosen.name, "memory": memory,
-            "training": {t.name: {"seconds_per_image": t.median / images, "speedup": base.median / t.median,
-                                  "gflops_per_image": t.flops / images / 1e9, "flop_ratio": base.flops / t.flops}
-                         for t in train},
-            "generation": {t.name: {"captions_per_second": gen_images / t.median,
-                                    "speedup": slow.median / t.median, "tokens": t.tokens} for t in gen}}
+    extraction = extraction_timings(model, chosen, extract_images, device)
+    base_rate = next(iter(extraction.values()))
+    log(f"\nfeature extraction, {extract_images} JPEG images (640 x 480) from disk into the cache:")
+    log(f"  {'variant':<48}{'images / s':>11}{'speed-up':>10}")
+    for variant, rate in extraction.items():
+        log(f"  {variant:<48}{rate:>11.2f}{rate / base_rate:>9.2f}x")
+    measured = {}
+    if device.type == "cuda":
+        measured = measured_peak_memory(model, chosen, device)
+        log("\nmeasured peak GPU memory of one optimizer step (torch.cuda.max_memory_allocated):")
+        for variant, row in measured.items():
+            log(f"  {variant:<40}" + "".join(f"  batch {b}: {v:.2f} GiB" for b, v in row.items()))
+    return {
+        "device": name,
+        "profile": chosen.name,
+        "memory": memory,
+        "extraction_images_per_second": extraction,
+        "measured_peak_gib": measured,
+        "training": {
+            t.name: {
+                "seconds_per_image": t.median / images,
+                "speedup": base.median / t.median,
+                "gflops_per_image": t.flops / images / 1e9,
+                "flop_ratio": base.flops / t.flops,
+            }
+            for t in train
+        },
+        "generation": {
+            t.name: {
+                "captions_per_second": gen_images / t.median,
+                "speedup": slow.median / t.median,
+                "tokens": t.tokens,
+            }
+            for t in gen
+        },
+    }

@@ -24,8 +24,9 @@ def _build_tiny(args) -> int:
 
     if args.check:
         if not (args.out / "manifest.json").is_file():
-            raise UsageError(f"no tiny models at {args.out} (manifest.json missing); "
-                             f"build them with `python -m vgpt build-tiny`")
+            raise UsageError(
+                f"no tiny models at {args.out} (manifest.json missing); build them with `python -m vgpt build-tiny`"
+            )
         result = tiny.check_tiny(args.out)
         return 0 if result["passed"] else 1
     recipe = tiny.TinyRecipe.fast() if args.fast else tiny.TinyRecipe()
@@ -66,8 +67,12 @@ def _demo(args) -> int:
     return 0
 
 
-DATA_HELP = ("caption folder: Images/ + captions.txt (Kaggle), Flicker8k_Dataset/ + Flickr8k.token.txt "
-             "(original) or an image folder + dataset_flickr8k.json (Karpathy)")
+DATA_HELP = (
+    "caption data: a folder with Images/ + captions.txt (Kaggle), Flicker8k_Dataset/ + Flickr8k.token.txt "
+    "(original) or an image folder + dataset_flickr8k.json (Karpathy); or a Hugging Face dataset: "
+    "a Hub id such as ariG23498/flickr8k, a save_to_disk folder or parquet files "
+    '(needs pip install "vgpt[hf]")'
+)
 
 
 def _need(path: Path, what: str) -> Path:
@@ -76,31 +81,64 @@ def _need(path: Path, what: str) -> Path:
     return path
 
 
+def _need_data(source: str) -> str:
+    """A caption source: a path that exists here, or an owner/name that may be a Hugging Face Hub id."""
+    from ..hf_data import hf_source_kind
+
+    if not Path(source).exists() and hf_source_kind(source) != "hub":
+        raise UsageError(f"data folder {source} does not exist (nor is it a Hugging Face Hub id, owner/name)")
+    return source
+
+
 def _decoding(args) -> dict:
-    return dict(num_beams=args.beams, do_sample=args.sample, top_p=args.top_p, temperature=args.temperature,
-                max_new_tokens=args.max_tokens, repetition_penalty=args.repetition_penalty)
+    return dict(
+        num_beams=args.beams,
+        do_sample=args.sample,
+        top_p=args.top_p,
+        temperature=args.temperature,
+        max_new_tokens=args.max_tokens,
+        repetition_penalty=args.repetition_penalty,
+    )
 
 
 def _train(args) -> int:
     from .runs import train_folder
 
-    changes = {k: v for k, v in dict(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed).items()
-               if v is not None}
+    changes = {
+        k: v for k, v in dict(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed).items() if v is not None
+    }
     if args.lr is not None:
         changes.update(lr_projector=args.lr, lr_lora=args.lr)
     if args.compile:
         changes["compile"] = True
     if args.no_shared_prefix:
         changes["shared_prefix"] = False
-    train_folder(args.profile, _need(args.data, "data folder"), args.out, args.cache, resume=args.resume, **changes)
+    train_folder(
+        args.profile,
+        _need_data(args.data),
+        args.out,
+        args.cache,
+        resume=args.resume,
+        checkpoint_every=_checkpoint_every(args.checkpoint_every),
+        **changes,
+    )
     return 0
+
+
+def _checkpoint_every(text: str):
+    """'500' -> every 500 steps; '10min' -> every 10 minutes."""
+    if text.endswith("min") and text[:-3].replace(".", "", 1).isdigit():
+        return text
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    raise UsageError(f"--checkpoint-every {text!r}: give steps (e.g. 500) or minutes (e.g. 10min)")
 
 
 def _extract(args) -> int:
     from ..loading import load_profile
     from .runs import folder_features
 
-    found, cache = folder_features(load_profile(args.profile), _need(args.data, "data folder"), args.cache)
+    found, cache = folder_features(load_profile(args.profile), _need_data(args.data), args.cache)
     print(f"features of {len(found.records)} images: {cache.folder} {tuple(cache.array.shape)} fp16")
     return 0
 
@@ -117,19 +155,65 @@ def _caption(args) -> int:
 def _evaluate(args) -> int:
     from .runs import evaluate_run
 
-    evaluate_run(_need(args.run, "run folder"), _need(args.data, "data folder"), args.cache, args.split,
-                 **_decoding(args))
+    evaluate_run(_need(args.run, "run folder"), _need_data(args.data), args.cache, args.split, **_decoding(args))
     return 0
 
 
 def _bench(args) -> int:
     from .bench import run_bench
 
-    figures = run_bench(args.profile, images=args.images, gen_images=args.gen_images, new_tokens=args.new_tokens,
-                        repeats=args.repeats, device=args.device)
+    figures = run_bench(
+        args.profile,
+        images=args.images,
+        gen_images=args.gen_images,
+        new_tokens=args.new_tokens,
+        repeats=args.repeats,
+        device=args.device,
+        extract_images=args.extract_images,
+    )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     return 0
+
+
+def _classroom_release(args) -> int:
+    from ..course.classroom import default_source, release
+
+    written = release(args.source or default_source(), args.out)
+    print(f"released {len(written)} notebooks into {args.out} (solutions stubbed, solutions/ left out)")
+    return 0
+
+
+def _classroom_grade(args) -> int:
+    from ..course.classroom import grade, print_progress, summary, write_csv
+
+    if args.timeout <= 0 or args.startup_timeout <= 0 or args.jobs < 1:
+        raise UsageError("--timeout and --startup-timeout must be positive and --jobs at least 1")
+    rows = grade(
+        args.submissions,
+        args.source,
+        timeout=args.timeout,
+        startup_timeout=args.startup_timeout,
+        jobs=args.jobs,
+        progress=print_progress,
+    )
+    write_csv(rows, args.out)
+    print(summary(rows))
+    print(f"{len(rows)} grades written to {args.out}")
+    return 0
+
+
+SOURCE_HELP = "the teacher's notebooks folder (default: the repository's notebooks/)"
+GRADE_HELP = """Grade each SUBMISSION (a student's folder of notebooks, or one notebook) against the teacher's
+notebooks. For each student and notebook a grading notebook is built from the teacher's source, with only
+the exercise cells (matched by nbgrader grade_id) taken from the student: checker cells always come from
+the source. It runs in a fresh kernel, in a process and temporary folder of its own, with a time limit;
+every checker gets its chance even after errors. Writes one CSV row per (student, notebook, exercise):
+student, notebook, exercise, passed (0/1), points, message, and prints a students x notebooks table.
+
+NOT A SECURITY SANDBOX: submissions run as you, with your files and network. This isolates students from
+each other and from crashes and hangs, not from a hostile student. Grade untrusted code in a throwaway
+container or account."""
 
 
 def _add_decoding(p) -> None:
@@ -145,21 +229,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m vgpt", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("build-tiny", help="build (or --check) the tiny profile's pretrained models",
-                       description="Train the tiny tokenizer, GPT-2 and CLIP vision tower on "
-                                   "Shapes World and write them, with a manifest, to --out.")
+    p = sub.add_parser(
+        "build-tiny",
+        help="build (or --check) the tiny profile's pretrained models",
+        description="Train the tiny tokenizer, GPT-2 and CLIP vision tower on "
+        "Shapes World and write them, with a manifest, to --out.",
+    )
     p.add_argument("--out", type=Path, default=TINY_DIR, help="output folder (default: %(default)s)")
-    p.add_argument("--fast", action="store_true",
-                   help="seconds-long build with tiny step counts; quality gates reported, not enforced")
-    p.add_argument("--check", action="store_true",
-                   help="do not build: reload the models in --out offline and re-measure their quality gates")
+    p.add_argument(
+        "--fast",
+        action="store_true",
+        help="seconds-long build with tiny step counts; quality gates reported, not enforced",
+    )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="do not build: reload the models in --out offline and re-measure their quality gates",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.set_defaults(func=_build_tiny)
 
-    p = sub.add_parser("demo", help="the main job: train and evaluate a captioner on Shapes World, offline",
-                       description="On the tiny profile: cache features, train the bridge, caption the test "
-                                   "and compositional splits, and write a run folder with the bridge, "
-                                   "metrics.json, loss.png and captions.png.")
+    p = sub.add_parser(
+        "demo",
+        help="the main job: train and evaluate a captioner on Shapes World, offline",
+        description="On the tiny profile: cache features, train the bridge, caption the test "
+        "and compositional splits, and write a run folder with the bridge, "
+        "metrics.json, loss.png and captions.png.",
+    )
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder (default: %(default)s)")
     p.add_argument("--cache", type=Path, default=Path("runs/features"), help="feature cache (default: %(default)s)")
     p.add_argument("--train-scenes", type=int, default=20_000, help="training scenes (default: %(default)s)")
@@ -168,63 +264,147 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a small, one-epoch run for smoke tests (about a minute)")
     p.set_defaults(func=_demo)
 
-    p = sub.add_parser("train", help="train a bridge on a caption folder (any Flickr8k layout)",
-                       description="Cache features, train projector + LoRA on the folder's train split, "
-                                   "validate on its val split, and write a run folder.")
+    p = sub.add_parser(
+        "train",
+        help="train a bridge on caption data (any Flickr8k layout, or a Hugging Face dataset)",
+        description="Cache features, train projector + LoRA on the folder's train split, "
+        "validate on its val split, and write a run folder.",
+    )
     p.add_argument("--profile", default="auto", help="auto, seed, seed-plus or tiny (default: %(default)s)")
-    p.add_argument("--data", type=Path, required=True, help=DATA_HELP)
+    p.add_argument("--data", required=True, help=DATA_HELP)
     p.add_argument("--out", type=Path, default=Path("runs/train"), help="run folder (default: %(default)s)")
     p.add_argument("--cache", type=Path, default=Path("runs/features"), help="feature cache (default: %(default)s)")
     p.add_argument("--epochs", type=int, default=None, help="(default: the profile's)")
     p.add_argument("--batch-size", type=int, default=None, help="(default: the profile's)")
-    p.add_argument("--lr", type=float, default=None, help="learning rate for projector and LoRA (default: the profile's)")
+    p.add_argument(
+        "--lr", type=float, default=None, help="learning rate for projector and LoRA (default: the profile's)"
+    )
     p.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
     p.add_argument("--compile", action="store_true", help="torch.compile GPT-2 (worth it for long GPU runs)")
-    p.add_argument("--no-shared-prefix", action="store_true",
-                   help="run GPT-2 over the image prefix once per caption (slower; same losses)")
+    p.add_argument(
+        "--no-shared-prefix",
+        action="store_true",
+        help="run GPT-2 over the image prefix once per caption (slower; same losses)",
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        default="10min",
+        help="mid-epoch checkpoints every N steps (500) or minutes (10min) (default: %(default)s)",
+    )
     p.set_defaults(func=_train)
 
-    p = sub.add_parser("extract", help="cache the vision features of a caption folder",
-                       description="Run the frozen vision tower once over every image and cache the features.")
+    p = sub.add_parser(
+        "extract",
+        help="cache the vision features of a caption folder",
+        description="Run the frozen vision tower once over every image and cache the features.",
+    )
     p.add_argument("--profile", default="auto", help="auto, seed, seed-plus or tiny (default: %(default)s)")
-    p.add_argument("--data", type=Path, required=True, help=DATA_HELP)
+    p.add_argument("--data", required=True, help=DATA_HELP)
     p.add_argument("--cache", type=Path, default=Path("runs/features"), help="feature cache (default: %(default)s)")
     p.set_defaults(func=_extract)
 
-    p = sub.add_parser("caption", help="caption image files with a trained run",
-                       description="Load a run's bridge onto fresh base models and caption the images.")
+    p = sub.add_parser(
+        "caption",
+        help="caption image files with a trained run",
+        description="Load a run's bridge onto fresh base models and caption the images.",
+    )
     p.add_argument("images", type=Path, nargs="+", help="image files")
     p.add_argument("--run", type=Path, required=True, help="run folder (or its bridge/ folder)")
     _add_decoding(p)
     p.set_defaults(func=_caption)
 
-    p = sub.add_parser("evaluate", help="caption metrics of a trained run on a caption folder",
-                       description="BLEU-1..4, ROUGE-L, CIDEr-D and the end-of-text rate on one split.")
+    p = sub.add_parser(
+        "evaluate",
+        help="caption metrics of a trained run on a caption folder",
+        description="BLEU-1..4, ROUGE-L, CIDEr-D and the end-of-text rate on one split.",
+    )
     p.add_argument("--run", type=Path, required=True, help="run folder")
-    p.add_argument("--data", type=Path, required=True, help=DATA_HELP)
+    p.add_argument("--data", required=True, help=DATA_HELP)
     p.add_argument("--split", default="test", choices=("train", "val", "test"), help="(default: %(default)s)")
     p.add_argument("--cache", type=Path, default=Path("runs/features"), help="feature cache (default: %(default)s)")
     _add_decoding(p)
     p.set_defaults(func=_evaluate)
 
-    p = sub.add_parser("bench", help="time the original recipe against cached features and a shared prefix",
-                       description="Training step per image: (a) vision tower per caption, (b) cached features, "
-                                   "(c) cached + shared prefix; generation with and without batching and KV "
-                                   "cache. All in one run, medians, ratios, and FLOP counts.")
-    p.add_argument("--profile", default="seed", choices=("seed", "tiny"),
-                   help="seed: full-size architectures, random weights (default); tiny: the shipped models")
+    p = sub.add_parser(
+        "bench",
+        help="time the original recipe against cached features and a shared prefix",
+        description="Training step per image: (a) vision tower per caption, (b) cached features, "
+        "(c) cached + shared prefix; generation with and without batching and KV "
+        "cache. All in one run, medians, ratios, and FLOP counts.",
+    )
+    p.add_argument(
+        "--profile",
+        default="seed",
+        choices=("seed", "tiny"),
+        help="seed: full-size architectures, random weights (default); tiny: the shipped models",
+    )
     p.add_argument("--images", type=int, default=1, help="images per training batch, 5 captions each (default: 1)")
     p.add_argument("--gen-images", type=int, default=4, help="images to caption (default: %(default)s)")
     p.add_argument("--new-tokens", type=int, default=30, help="tokens to generate (default: %(default)s)")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per variant (default: %(default)s)")
+    p.add_argument(
+        "--extract-images",
+        type=int,
+        default=16,
+        help="JPEG images for the feature extraction figure (default: %(default)s)",
+    )
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best here)")
     p.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
     p.set_defaults(func=_bench)
 
-    p = sub.add_parser("profile", help="show which profile would be used, and why",
-                       description="Resolve a profile name (or VGPT_PROFILE, or auto) and print its values.")
-    p.add_argument("name", nargs="?", default=None, help="auto, seed, seed-plus or tiny (default: VGPT_PROFILE or auto)")
+    p = sub.add_parser(
+        "classroom",
+        help="hand the notebooks out to a class and grade them",
+        description="Release the student version of the notebooks, or grade submissions.",
+    )
+    room = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    q = room.add_parser(
+        "release",
+        help="write the student version of the notebooks",
+        description="Copy the notebooks folder into OUT with every exercise's solution (between "
+        "### BEGIN SOLUTION and ### END SOLUTION) replaced by a stub that raises "
+        "NotImplementedError, exercise and checker outputs cleared, and solutions/ "
+        "left out. Refuses unbalanced solution markers, naming notebook and cell.",
+    )
+    q.add_argument("out", type=Path, metavar="OUT", help="new (or empty) folder for the student version")
+    q.add_argument("--source", type=Path, default=None, help=SOURCE_HELP)
+    q.set_defaults(func=_classroom_release)
+    q = room.add_parser(
+        "grade",
+        help="run and grade students' notebooks (not a sandbox)",
+        description=GRADE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    q.add_argument(
+        "submissions",
+        type=Path,
+        nargs="+",
+        metavar="SUBMISSION",
+        help="a student's folder of notebooks (the folder's name is the student's) or one .ipynb",
+    )
+    q.add_argument("--out", type=Path, default=Path("grades.csv"), help="CSV file (default: %(default)s)")
+    q.add_argument("--source", type=Path, default=None, help=SOURCE_HELP)
+    q.add_argument(
+        "--timeout",
+        type=float,
+        default=300,
+        help="seconds each notebook may run, kernel start excluded (default: %(default)s)",
+    )
+    q.add_argument(
+        "--startup-timeout", type=float, default=180, help="seconds a kernel may take to start (default: %(default)s)"
+    )
+    q.add_argument("--jobs", type=int, default=1, help="notebooks graded at once (default: %(default)s)")
+    q.set_defaults(func=_classroom_grade)
+
+    p = sub.add_parser(
+        "profile",
+        help="show which profile would be used, and why",
+        description="Resolve a profile name (or VGPT_PROFILE, or auto) and print its values.",
+    )
+    p.add_argument(
+        "name", nargs="?", default=None, help="auto, seed, seed-plus or tiny (default: VGPT_PROFILE or auto)"
+    )
     p.set_defaults(func=_profile)
     return parser
 

@@ -1,8 +1,8 @@
 """The main job, end to end on the `tiny` profile, offline, on a CPU:
 
-    Shapes World scenes -> cached features -> train the bridge -> caption the
-    test and compositional splits -> metrics table, metrics.json, loss curve,
-    caption grid, bridge checkpoint, all in one run folder.
+Shapes World scenes -> cached features -> train the bridge -> caption the
+test and compositional splits -> metrics table, metrics.json, loss curve,
+caption grid, bridge checkpoint, all in one run folder.
 """
 
 from __future__ import annotations
@@ -15,28 +15,40 @@ from pathlib import Path
 import torch
 
 from .. import features, generate, metrics, viz
-from ..world import shapes
-from ..model import VisionGPT2
 from ..loading import load_profile
+from ..model import VisionGPT2
 from ..paths import repo_relative
 from ..profiles import TINY
-from ..train import CaptionData, TrainConfig, train
+from ..train import CaptionData, train
+from ..world import shapes
 
 
 def shapes_features(parts, split: str, n: int, seed: int, cache_root: Path):
     """Scenes of one split and a feature lookup backed by the on-disk cache."""
     scenes = shapes.generate(split, n, seed=seed)
     items = [(f"{split}-{seed}-{i}", (lambda s=s: s.render(TINY.model.image_size))) for i, s in enumerate(scenes)]
-    cache = features.build_cache(parts.vision, items, features.processor_pixels(parts.image_processor),
-                                 cache_root / f"shapes-{split}-{n}-{seed}",
-                                 parts.profile.model.features, parts.profile.model.image_size,
-                                 batch_size=256)
+    cache = features.build_cache(
+        parts.vision,
+        items,
+        features.processor_pixels(parts.image_processor),
+        cache_root / f"shapes-{split}-{n}-{seed}",
+        parts.profile.model.features,
+        parts.profile.model.image_size,
+        batch_size=256,
+    )
     return scenes, [i for i, _ in items], cache
 
 
-def run_demo(run_dir: str | Path = "runs/demo", n_train: int = 20_000, n_eval: int = 500,
-             epochs: int | None = None, seed: int = 0, cache_root: str | Path = "runs/features",
-             progress: bool = True, log=print) -> dict:
+def run_demo(
+    run_dir: str | Path = "runs/demo",
+    n_train: int = 20_000,
+    n_eval: int = 500,
+    epochs: int | None = None,
+    seed: int = 0,
+    cache_root: str | Path = "runs/features",
+    progress: bool = True,
+    log=print,
+) -> dict:
     start = time.perf_counter()
     run_dir, cache_root = Path(run_dir), Path(cache_root)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -44,8 +56,10 @@ def run_demo(run_dir: str | Path = "runs/demo", n_train: int = 20_000, n_eval: i
     profile = parts.profile
     log(f"profile tiny: {repo_relative(profile.model.vision_model)} + {repo_relative(profile.model.language_model)}")
 
-    splits = {name: shapes_features(parts, name, n, seed, cache_root)
-              for name, n in (("train", n_train), ("val", n_eval), ("test", n_eval), ("compositional", n_eval))}
+    splits = {
+        name: shapes_features(parts, name, n, seed, cache_root)
+        for name, n in (("train", n_train), ("val", n_eval), ("test", n_eval), ("compositional", n_eval))
+    }
 
     def data(name):
         scenes, ids, cache = splits[name]
@@ -55,8 +69,10 @@ def run_demo(run_dir: str | Path = "runs/demo", n_train: int = 20_000, n_eval: i
     model = VisionGPT2.from_parts(parts)
     model.calibrate_projector(splits["train"][2].get(splits["train"][1][:256]).float())
     report = model.parameter_report()
-    log(f"trainable {report['trainable']:,} of {report['total']:,} parameters "
-        f"(projector {report['projector']:,}, LoRA {report['lora']:,})")
+    log(
+        f"trainable {report['trainable']:,} of {report['total']:,} parameters "
+        f"(projector {report['projector']:,}, LoRA {report['lora']:,})"
+    )
     config = profile.train.with_(seed=seed, **({"epochs": epochs} if epochs else {}))
     val_scenes, val_ids, val_cache = splits["val"]
 
@@ -66,12 +82,21 @@ def run_demo(run_dir: str | Path = "runs/demo", n_train: int = 20_000, n_eval: i
         record["val_eos_rate"] = sum(ended) / len(ended)
 
     t = time.perf_counter()
-    history = train(model, data("train"), config, val_data=data("val"), run_dir=run_dir,
-                    on_epoch_end=val_captions, progress=progress)
+    history = train(
+        model,
+        data("train"),
+        config,
+        val_data=data("val"),
+        run_dir=run_dir,
+        on_epoch_end=val_captions,
+        progress=progress,
+    )
     train_s = time.perf_counter() - t
     for e in history["epochs"]:
-        log(f"epoch {e['epoch']}: train loss {e['train_loss']:.4f}, val loss {e['val_loss']:.4f}, "
-            f"val exact match {e['val_exact_match']:.1%}")
+        log(
+            f"epoch {e['epoch']}: train loss {e['train_loss']:.4f}, val loss {e['val_loss']:.4f}, "
+            f"val exact match {e['val_exact_match']:.1%}"
+        )
 
     results, t = {}, time.perf_counter()
     for name in ("test", "compositional"):
@@ -80,22 +105,40 @@ def run_demo(run_dir: str | Path = "runs/demo", n_train: int = 20_000, n_eval: i
         scores = metrics.shapes_scores(texts, scenes)
         scores.update(metrics.caption_scores(texts, [[s.caption] for s in scenes]))
         scores["eos_rate"] = sum(ended) / len(ended)
-        results[name] = {"scores": scores, "examples": [
-            {"reference": s.caption, "prediction": p} for s, p in zip(scenes[:8], texts[:8])]}
+        results[name] = {
+            "scores": scores,
+            "examples": [{"reference": s.caption, "prediction": p} for s, p in zip(scenes[:8], texts[:8])],
+        }
         if name == "test":
-            viz.caption_grid([s.render(256) for s in scenes[:12]], texts[:12], [s.caption for s in scenes[:12]],
-                             run_dir / "captions.png")
+            viz.caption_grid(
+                [s.render(256) for s in scenes[:12]],
+                texts[:12],
+                [s.caption for s in scenes[:12]],
+                run_dir / "captions.png",
+            )
     caption_s = (time.perf_counter() - t) / (2 * n_eval)
     model.save_bridge(run_dir / "bridge")
     viz.loss_curve(history, run_dir / "loss.png")
-    summary = {"profile": asdict(profile), "train_config": asdict(config), "n_train": n_train, "n_eval": n_eval,
-               "parameters": report, "history": history["epochs"], "results": results,
-               "seconds": {"train": round(train_s, 1), "per_caption": round(caption_s, 4),
-                           "total": round(time.perf_counter() - start, 1)}}
+    summary = {
+        "profile": asdict(profile),
+        "train_config": asdict(config),
+        "n_train": n_train,
+        "n_eval": n_eval,
+        "parameters": report,
+        "history": history["epochs"],
+        "results": results,
+        "seconds": {
+            "train": round(train_s, 1),
+            "per_caption": round(caption_s, 4),
+            "total": round(time.perf_counter() - start, 1),
+        },
+    }
     (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
     _print_table(results, log)
-    log(f"wrote {run_dir}/: bridge/, metrics.json, loss.png, captions.png "
-        f"({summary['seconds']['total']:.0f} s in all, training {train_s:.0f} s)")
+    log(
+        f"wrote {run_dir}/: bridge/, metrics.json, loss.png, captions.png "
+        f"({summary['seconds']['total']:.0f} s in all, training {train_s:.0f} s)"
+    )
     return summary
 
 

@@ -1,21 +1,57 @@
-"""What the notebooks share that is not a stage: example images, where runs go, the trained bridge.
+"""What the notebooks share that is not a stage: example images, where work is kept, the trained bridge.
 
 On the `tiny` profile the examples are Shapes World scenes; on `seed` they are
-Flickr8k photos from `DATA` (the `VGPT_DATA` variable, else `/content/flickr8k`,
-where notebook 00's Colab cell unpacks it).
+Flickr8k photos from `DATA`: the `VGPT_DATA` variable, else a `flickr8k/`
+folder in the work folder (any layout `data.load_captions` reads), else the
+seed recipe's Hugging Face dataset `ariG23498/flickr8k`.
+
+The notebooks write below `RUNS`, the work folder, one folder per profile:
+`VGPT_RUNS` if set, else `runs/notebooks/` in the repository, or on Colab the
+folder the notebook's second cell chose with `keep_work` (see `colab.py`), so
+that a notebook on a fresh machine finds what earlier ones made.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from pathlib import Path
 
 from ..paths import REPO_ROOT, TINY_DIR, repo_relative, swap_into_place
+from . import colab
 
-RUNS = REPO_ROOT / "runs" / "notebooks"  # one folder per profile below it: see `run_folder`
-DATA = Path(os.environ.get("VGPT_DATA", "/content/flickr8k"))
+REPO_RUNS = REPO_ROOT / "runs" / "notebooks"
+SEED_DATA = "ariG23498/flickr8k"  # the seed recipe's Flickr8k on the Hugging Face Hub, one caption per row
 SHIPPED_BRIDGE = TINY_DIR / "bridge"  # made by `python -m vgpt demo`, for notebooks 07 and 08
+
+
+def seed_data(work: Path) -> str | Path:
+    """Where the seed's Flickr8k comes from: VGPT_DATA, else `work`/flickr8k if it is a folder, else the Hub."""
+    if os.environ.get("VGPT_DATA"):
+        return os.environ["VGPT_DATA"]
+    folder = Path(work) / "flickr8k"
+    return folder if folder.is_dir() else SEED_DATA
+
+
+# one folder per profile below it (see `run_folder`); the grader points VGPT_RUNS into each run's own folder
+RUNS = colab.default_work(REPO_RUNS)
+DATA = seed_data(RUNS)
+
+
+def keep_work(on_drive: bool = False) -> None:
+    """Choose the one folder where this notebook keeps its work (data, feature cache, bridges) and say where.
+
+    On Colab, `on_drive=True` mounts Google Drive and keeps it in MyDrive/vgpt, with the Hugging Face
+    downloads; run it before anything loads a model. Elsewhere it keeps `runs/notebooks` (see `colab.py`).
+    """
+    global RUNS, DATA
+    RUNS, lines = colab.choose_work(on_drive, REPO_RUNS)
+    RUNS.mkdir(parents=True, exist_ok=True)
+    DATA = seed_data(RUNS)
+    for line in lines:
+        print(line)
+    print(f"Flickr8k for the seed profile: {where(DATA)}")
 
 
 def run_folder(profile) -> Path:
@@ -94,12 +130,25 @@ def eval_set(profile, split: str = "test", n: int = 300, seed: int = 0) -> tuple
 
         scenes = shapes.generate(split, n, seed=seed)
         return [s.render(profile.model.image_size) for s in scenes], [[s.caption] for s in scenes], scenes
-    from ..data import load_captions, open_image
+    records = caption_data().split(split)[:n]
+    return [r.open() for r in records], [r.captions for r in records], None
 
-    if not DATA.is_dir():
-        raise FileNotFoundError(f"no Flickr8k at {DATA}: run notebook 00's download cell, or set VGPT_DATA")
-    records = load_captions(DATA).split(split)[:n]
-    return [open_image(r.image) for r in records], [r.captions for r in records], None
+
+def caption_data(source: str | None = None):
+    """The seed's captions (`data.Captions` of `DATA`, or of `source`), loaded once per kernel,
+    saying what was found: the layout, how captions were grouped, where the split comes from."""
+    return _load_once(str(source or DATA))
+
+
+@functools.cache
+def _load_once(source: str):
+    from ..data import load_captions
+
+    found = load_captions(source)
+    print(f"{where(source)}: {found.describe()}")
+    if found.skipped:
+        print(f"skipped {len(found.skipped)} rows; first: {found.skipped[0]}")
+    return found
 
 
 def examples(profile, n: int = 8, split: str = "test", seed: int = 0) -> tuple[list, list[str]]:
@@ -110,17 +159,53 @@ def examples(profile, n: int = 8, split: str = "test", seed: int = 0) -> tuple[l
 
 def load_trained(parts, mine: bool | None = None):
     """A trained captioner: the bridge notebook 06 wrote (`mine=True`, the default off `tiny`), or on
-    `tiny` the shipped one, trained by the full `python -m vgpt demo` run (the default there)."""
+    `tiny` the shipped one, trained by the full `python -m vgpt demo` run (the default there).
+
+    Where notebook 06 has not run (on Colab: another machine, whose work was not kept on Drive), it
+    says so and trains a quick bridge in place, once (`quick_bridge.py`); later calls find that one.
+    The bridge goes on a copy of GPT-2, as in `fresh_model`: the cell can be run again, and `parts`
+    stays unwrapped.
+    """
+    import copy
+    import dataclasses
+
     from ..model import VisionGPT2
 
-    own = run_folder(parts.profile) / "06" / "bridge"
     if mine is None:
         mine = parts.profile.name != "tiny"
-    if mine and (own / "bridge.json").is_file():
-        folder = own
-    elif not mine and parts.profile.name == "tiny":
+    runs = run_folder(parts.profile)
+    own, quick = runs / "06" / "bridge", runs / "quick" / "bridge"
+    if not mine and parts.profile.name == "tiny":
         folder = SHIPPED_BRIDGE
+    elif (own / "bridge.json").is_file():
+        folder = own
+    elif (quick / "bridge.json").is_file():
+        print(f"no bridge from notebook 06 at {where(own)}: taking the quick one trained here before")
+        folder = quick
     else:
-        raise FileNotFoundError(f"no trained bridge for {parts.profile.name!r} at {own}: run notebook 06 first")
+        folder = _train_quick(parts, own, runs / "quick")
     print(f"bridge: {where(folder)}")
-    return VisionGPT2.load_bridge(folder, parts).eval()
+    fresh = dataclasses.replace(parts, language_model=copy.deepcopy(parts.language_model))
+    return VisionGPT2.load_bridge(folder, fresh).eval()
+
+
+def _train_quick(parts, own: Path, run_dir: Path) -> Path:
+    """Say what is missing and how to get it, then train a quick bridge on the profile's data."""
+    from .quick_bridge import QUICK_IMAGES, quick_steps, train_quick_bridge
+
+    profile = parts.profile
+    if profile.data == "shapes":
+        from ..world import shapes
+
+        scenes = shapes.generate("train", QUICK_IMAGES, seed=0)
+        size = profile.model.image_size
+        images = [(f"scene-{i}", (lambda s=s: s.render(size)), [s.caption]) for i, s in enumerate(scenes)]
+    else:
+        images = [(r.image_id, r.open, r.captions) for r in caption_data().split("train")[:QUICK_IMAGES]]
+    steps = quick_steps(images, profile.train.batch_size)
+    print(
+        f"no bridge from notebook 06 at {where(own)}. To use yours, run notebook 06 first (on Colab, in the "
+        f"same work folder: keep_work(on_drive=True) at the top of both). Meanwhile, a quick bridge trained "
+        f"here: one epoch over {len(images)} training images, {steps} steps (a few minutes on a GPU on seed)"
+    )
+    return train_quick_bridge(parts, images, run_dir)

@@ -8,6 +8,7 @@ heads, as a share of all its attention to patches.
 
 from __future__ import annotations
 
+import html
 import io
 from contextlib import contextmanager
 
@@ -23,11 +24,44 @@ MAX_UPLOAD_BYTES = 20 * 2**20
 def read_upload(content: bytes, name: str, max_bytes: int = MAX_UPLOAD_BYTES):
     """An uploaded file's bytes -> an RGB image, or a `DataError` that says what is wrong with it."""
     if len(content) > max_bytes:
-        raise DataError(f"{name}: {len(content) / 2**20:.1f} MB is too large for this demo "
-                        f"(at most {max_bytes / 2**20:.0f} MB)")
+        raise DataError(
+            f"{name}: {len(content) / 2**20:.1f} MB is too large for this demo (at most {max_bytes / 2**20:.0f} MB)"
+        )
     if not content:
         raise DataError(f"{name}: the file is empty")
     return open_image(io.BytesIO(content), name=name)
+
+
+def uploaded_files(value) -> list[tuple[str, bytes]]:
+    """A `FileUpload.value` from ipywidgets 7 or 8 -> [(file name, its bytes)], in upload order.
+
+    The two versions deliver different shapes, and Colab may have either:
+    - ipywidgets 7.5 to 7.8: a dict keyed by file name,
+      `{name: {"metadata": {"name", "type", "size", "lastModified"}, "content": bytes}}`
+      (7.x `widget_upload.py`: `value = Dict(read_only=True)`, built from the `metadata` and `data` lists);
+    - ipywidgets 8: a tuple of dicts, `({"name", "type", "size", "content": memoryview, "last_modified"}, ...)`
+      (8.x `widget_upload.py`: `value = TypedTuple(Dict())`; its user migration guide: `data` and `metadata`
+      are gone, the value is a list of dicts, content read with `.tobytes()`).
+    Anything else is a `DataError` that says what arrived.
+    """
+    if isinstance(value, dict):  # ipywidgets 7
+        entries = [(name, entry.get("content") if isinstance(entry, dict) else entry) for name, entry in value.items()]
+    elif isinstance(value, (tuple, list)):  # ipywidgets 8
+        entries = [
+            (entry.get("name", "an upload"), entry.get("content")) if isinstance(entry, dict) else ("an upload", entry)
+            for entry in value
+        ]
+    else:
+        raise DataError(
+            f"an upload value of unknown form ({type(value).__name__}): expected ipywidgets 7's dict "
+            "or ipywidgets 8's tuple of files"
+        )
+    files = []
+    for name, content in entries:
+        if not isinstance(content, (bytes, bytearray, memoryview)):
+            raise DataError(f"{name}: the upload holds no file content (found {type(content).__name__})")
+        files.append((str(name), bytes(content)))
+    return files
 
 
 @contextmanager
@@ -77,30 +111,58 @@ class CaptionDemo:
         self.temperature = w.FloatSlider(value=1.0, min=0.1, max=3.0, step=0.1, description="temperature")
         self.button = w.Button(description="Caption", button_style="primary")
         self.message = w.HTML()
+        self.caption = w.HTML()  # the caption as text, besides its picture: to read, copy or check
         self.output = w.Output()
         self.upload.observe(self._on_upload, names="value")
         self.choice.observe(lambda _: self._use_example(), names="value")
         self.button.on_click(lambda _: self.run())
-        self.widget = w.VBox([w.HBox([self.choice, self.upload]), self.mode, w.HBox([self.beams, self.temperature]),
-                              self.button, self.message, self.output])
+        self.widget = w.VBox(
+            [
+                w.HBox([self.choice, self.upload]),
+                self.mode,
+                w.HBox([self.beams, self.temperature]),
+                self.button,
+                self.message,
+                self.caption,
+                self.output,
+            ]
+        )
+        # names a page can find the parts by (a browser test does; so can a teacher's stylesheet)
+        for part, name in (
+            (self.widget, "vgpt-demo"),
+            (self.upload, "vgpt-upload"),
+            (self.message, "vgpt-message"),
+            (self.button, "vgpt-caption-button"),
+            (self.caption, "vgpt-caption"),
+        ):
+            part.add_class(name)
 
     def _use_example(self) -> None:
         self.uploaded = None
         self.message.value = ""
 
     def _on_upload(self, change) -> None:
-        for item in change["new"] or ():
-            self.handle_upload(bytes(item["content"]), item["name"])
+        try:
+            files = uploaded_files(change["new"])
+        except DataError as err:
+            self._refuse(err)
+            return
+        for name, content in files:
+            self.handle_upload(content, name)
+
+    def _refuse(self, err: DataError) -> None:
+        self.uploaded = None
+        why = html.escape(str(err))
+        self.message.value = f"<span style='color:firebrick'>{why}. Showing the example instead.</span>"
 
     def handle_upload(self, content: bytes, name: str) -> bool:
         """Take an uploaded file: True if it is an image; otherwise say why in the widget and keep going."""
         try:
             self.uploaded = read_upload(content, name)
         except DataError as err:
-            self.uploaded = None
-            self.message.value = f"<span style='color:firebrick'>{err}. Showing the example instead.</span>"
+            self._refuse(err)
             return False
-        self.message.value = f"uploaded {name} ({self.uploaded.width} x {self.uploaded.height})"
+        self.message.value = f"uploaded {html.escape(name)} ({self.uploaded.width} x {self.uploaded.height})"
         return True
 
     def decoding(self) -> dict:
@@ -119,6 +181,7 @@ class CaptionDemo:
         image = self.uploaded if self.uploaded is not None else self.examples[self.choice.value]
         device = next(self.model.projector.parameters()).device
         text, words, maps = caption_with_attention(self.model, self.to_pixels([image]).to(device), **self.decoding())
+        self.caption.value = f"<b>caption:</b> {html.escape(text)}"
         with self.output:
             self.output.clear_output(wait=True)
             display(viz.attention_maps(image, words, maps, title=text, close=True))

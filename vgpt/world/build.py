@@ -23,9 +23,9 @@ import json
 import platform
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -48,6 +48,7 @@ class GateError(UserError):
 @dataclass
 class TinyRecipe:
     """Sizes and step counts; `fast()` shrinks them for tests."""
+
     seed: int = 0
     image_size: int = 64
     patch_size: int = 16  # 4 x 4 = 16 patches + CLS = 17 visual tokens
@@ -67,10 +68,21 @@ class TinyRecipe:
     tokenizer_corpus: int = 20000
 
     @classmethod
-    def fast(cls) -> "TinyRecipe":
-        return cls(width=32, lm_layers=1, lm_steps=20, lm_batch=8, clip_vision_layers=1, clip_text_layers=1,
-                   clip_steps=10, clip_batch=32, probe_train=200, probe_test=100,
-                   tokenizer_corpus=2000, patch_size=16)
+    def fast(cls) -> TinyRecipe:
+        return cls(
+            width=32,
+            lm_layers=1,
+            lm_steps=20,
+            lm_batch=8,
+            clip_vision_layers=1,
+            clip_text_layers=1,
+            clip_steps=10,
+            clip_batch=32,
+            probe_train=200,
+            probe_test=100,
+            tokenizer_corpus=2000,
+            patch_size=16,
+        )
 
 
 def _n_params(model) -> int:
@@ -81,8 +93,9 @@ def _folder_bytes(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
 
 
-def build_tiny(out: str | Path, recipe: TinyRecipe | None = None, enforce_gates: bool = True,
-               log: Callable[[str], None] = print) -> dict:
+def build_tiny(
+    out: str | Path, recipe: TinyRecipe | None = None, enforce_gates: bool = True, log: Callable[[str], None] = print
+) -> dict:
     """Train both tiny models and write them to `out` (replaced only on success)."""
     from transformers import CLIPImageProcessorPil, CLIPVisionModel
 
@@ -101,22 +114,25 @@ def build_tiny(out: str | Path, recipe: TinyRecipe | None = None, enforce_gates:
     lm = train_language_model(tokenizer, recipe, log)
     timings["language_model_s"] = round(time.perf_counter() - t, 1)
     floor, lm_loss = entropy_floor(tokenizer), expected_lm_loss(lm, tokenizer)
-    log(f"tiny GPT-2: {_n_params(lm):,} params, loss {lm_loss:.4f} vs floor {floor:.4f} "
-        f"({lm_loss / floor:.3f}x) in {timings['language_model_s']} s")
+    log(
+        f"tiny GPT-2: {_n_params(lm):,} params, loss {lm_loss:.4f} vs floor {floor:.4f} "
+        f"({lm_loss / floor:.3f}x) in {timings['language_model_s']} s"
+    )
     lm.save_pretrained(work / "gpt2")
     tokenizer.save_pretrained(work / "gpt2")
 
     t = time.perf_counter()
     clip = train_clip(tokenizer, recipe, log)
     timings["clip_s"] = round(time.perf_counter() - t, 1)
-    retrieval = retrieval_top1(clip, tokenizer, shapes.generate("test", 500, seed=recipe.seed),
-                               recipe.image_size)
+    retrieval = retrieval_top1(clip, tokenizer, shapes.generate("test", 500, seed=recipe.seed), recipe.image_size)
     log(f"tiny CLIP: image->text top-1 of 500 held-out scenes {retrieval:.1%} in {timings['clip_s']} s")
     vision_tower_from_clip(clip).save_pretrained(work / "clip-vision")
-    CLIPImageProcessorPil(size={"shortest_edge": recipe.image_size},
-                          crop_size={"height": recipe.image_size, "width": recipe.image_size},
-                          image_mean=list(CLIP_MEAN), image_std=list(CLIP_STD)
-                          ).save_pretrained(work / "clip-vision")
+    CLIPImageProcessorPil(
+        size={"shortest_edge": recipe.image_size},
+        crop_size={"height": recipe.image_size, "width": recipe.image_size},
+        image_mean=list(CLIP_MEAN),
+        image_std=list(CLIP_STD),
+    ).save_pretrained(work / "clip-vision")
 
     t = time.perf_counter()  # probe the tower as saved, to test the round trip too
     with quiet_loading():
@@ -125,30 +141,49 @@ def build_tiny(out: str | Path, recipe: TinyRecipe | None = None, enforce_gates:
     timings["probe_s"] = round(time.perf_counter() - t, 1)
     log("linear probes on held-out scenes: " + ", ".join(f"{k} {v:.1%}" for k, v in probes.items()))
 
-    gates = {"lm_loss_over_floor": lm_loss / floor <= LM_GATE,
-             "probes": all(v >= PROBE_GATE for v in probes.values())}
+    gates = {"lm_loss_over_floor": lm_loss / floor <= LM_GATE, "probes": all(v >= PROBE_GATE for v in probes.values())}
     timings["total_s"] = round(time.perf_counter() - t0, 1)
     manifest = {
-        "built_with": {"python": platform.python_version(), "torch": torch.__version__,
-                       "transformers": __import__("transformers").__version__,
-                       "threads": torch.get_num_threads()},
+        "built_with": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "transformers": __import__("transformers").__version__,
+            "threads": torch.get_num_threads(),
+        },
         "recipe": asdict(recipe),
-        "world": {"image_size": recipe.image_size, "colors": list(shapes.COLORS),
-                  "shapes": list(shapes.SHAPES), "sizes": list(shapes.SIZES),
-                  "compositional_pairs": sorted(map(list, shapes.COMPOSITIONAL_PAIRS)),
-                  "p_two_objects": shapes.P_TWO_OBJECTS,
-                  "distinct_captions": len(shapes.caption_distribution())},
-        "data": {"lm_tokens_seen": recipe.lm_steps * recipe.lm_batch * recipe.lm_context,
-                 "clip_pairs_seen": recipe.clip_steps * recipe.clip_batch,
-                 "tokenizer_corpus": recipe.tokenizer_corpus,
-                 "probe_train": recipe.probe_train, "probe_test": recipe.probe_test},
-        "sizes": {"vocab": len(tokenizer), "gpt2_params": _n_params(lm),
-                  "clip_vision_params": _n_params(tower), "clip_total_params": _n_params(clip)},
-        "quality": {"lm_expected_loss": round(lm_loss, 4), "lm_entropy_floor": round(floor, 4),
-                    "lm_loss_over_floor": round(lm_loss / floor, 4), "lm_gate": LM_GATE,
-                    "clip_retrieval_top1": round(retrieval, 4),
-                    "probe_accuracy": {k: round(v, 4) for k, v in probes.items()},
-                    "probe_gate": PROBE_GATE, "gates": gates, "gates_passed": all(gates.values())},
+        "world": {
+            "image_size": recipe.image_size,
+            "colors": list(shapes.COLORS),
+            "shapes": list(shapes.SHAPES),
+            "sizes": list(shapes.SIZES),
+            "compositional_pairs": sorted(map(list, shapes.COMPOSITIONAL_PAIRS)),
+            "p_two_objects": shapes.P_TWO_OBJECTS,
+            "distinct_captions": len(shapes.caption_distribution()),
+        },
+        "data": {
+            "lm_tokens_seen": recipe.lm_steps * recipe.lm_batch * recipe.lm_context,
+            "clip_pairs_seen": recipe.clip_steps * recipe.clip_batch,
+            "tokenizer_corpus": recipe.tokenizer_corpus,
+            "probe_train": recipe.probe_train,
+            "probe_test": recipe.probe_test,
+        },
+        "sizes": {
+            "vocab": len(tokenizer),
+            "gpt2_params": _n_params(lm),
+            "clip_vision_params": _n_params(tower),
+            "clip_total_params": _n_params(clip),
+        },
+        "quality": {
+            "lm_expected_loss": round(lm_loss, 4),
+            "lm_entropy_floor": round(floor, 4),
+            "lm_loss_over_floor": round(lm_loss / floor, 4),
+            "lm_gate": LM_GATE,
+            "clip_retrieval_top1": round(retrieval, 4),
+            "probe_accuracy": {k: round(v, 4) for k, v in probes.items()},
+            "probe_gate": PROBE_GATE,
+            "gates": gates,
+            "gates_passed": all(gates.values()),
+        },
         "timings": timings,
     }
     (work / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -156,15 +191,15 @@ def build_tiny(out: str | Path, recipe: TinyRecipe | None = None, enforce_gates:
     (work / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     if enforce_gates and not all(gates.values()):
         failed = ", ".join(k for k, ok in gates.items() if not ok)
-        raise GateError(f"tiny build missed its quality gates ({failed}); "
-                           f"nothing replaced, the attempt is in {work}")
+        raise GateError(f"tiny build missed its quality gates ({failed}); nothing replaced, the attempt is in {work}")
     swap_into_place(work, out)
     log(f"wrote {out} ({manifest['bytes'] / 1e6:.1f} MB) in {timings['total_s']} s")
     return manifest
 
 
-def check_tiny(folder: str | Path, n_train: int | None = None, n_test: int | None = None,
-               log: Callable[[str], None] = print) -> dict:
+def check_tiny(
+    folder: str | Path, n_train: int | None = None, n_test: int | None = None, log: Callable[[str], None] = print
+) -> dict:
     """Reload shipped tiny models offline and re-measure their quality gates.
 
     The probes use the build's own seed and sizes, so the figures should
@@ -184,14 +219,17 @@ def check_tiny(folder: str | Path, n_train: int | None = None, n_test: int | Non
     floor, loss = entropy_floor(tokenizer), expected_lm_loss(lm, tokenizer)
     probes = probe_attributes(tower, size, n_train, n_test, seed=recipe["seed"])
     comp = probe_attributes(tower, size, n_train, n_test, seed=recipe["seed"], test_split="compositional")
-    log(f"tiny GPT-2 ({_n_params(lm):,} params): loss {loss:.4f} vs entropy floor {floor:.4f} "
-        f"= {loss / floor:.3f}x (gate <= {LM_GATE})")
-    log(f"tiny CLIP vision tower ({_n_params(tower):,} params), linear probes "
-        f"({n_train:,} training scenes, {n_test:,} held-out):")
+    log(
+        f"tiny GPT-2 ({_n_params(lm):,} params): loss {loss:.4f} vs entropy floor {floor:.4f} "
+        f"= {loss / floor:.3f}x (gate <= {LM_GATE})"
+    )
+    log(
+        f"tiny CLIP vision tower ({_n_params(tower):,} params), linear probes "
+        f"({n_train:,} training scenes, {n_test:,} held-out):"
+    )
     log(f"  {'attribute':<10}{'test':>8}{'manifest':>10}{'compositional':>15}")
     for k in probes:
         log(f"  {k:<10}{probes[k]:>8.1%}{shipped.get(k, float('nan')):>10.1%}{comp.get(k, float('nan')):>15.1%}")
     ok = loss / floor <= LM_GATE and all(v >= PROBE_GATE for v in probes.values())
     log("quality gates: " + ("passed" if ok else "MISSED"))
-    return {"lm_loss_over_floor": loss / floor, "probes": probes, "compositional_probes": comp,
-            "passed": ok}
+    return {"lm_loss_over_floor": loss / floor, "probes": probes, "compositional_probes": comp, "passed": ok}

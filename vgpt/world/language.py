@@ -27,11 +27,13 @@ def train_tokenizer(captions: list[str], max_length: int = 64):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=1024, special_tokens=[EOT], show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=1024, special_tokens=[EOT], show_progress=False, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
     tok.train_from_iterator(captions, trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=EOT, eos_token=EOT,
-                                   unk_token=EOT, model_max_length=max_length)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token=EOT, eos_token=EOT, unk_token=EOT, model_max_length=max_length
+    )
 
 
 def caption_rows(tokenizer, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,12 +62,12 @@ def expected_lm_loss(model, tokenizer) -> float:
     nll, count = torch.zeros(len(captions), dtype=torch.float64), torch.zeros(len(captions))
     model.eval()
     for i in range(0, len(captions), 512):
-        ids, labels = caption_rows(tokenizer, captions[i:i + 512])
+        ids, labels = caption_rows(tokenizer, captions[i : i + 512])
         logits = model(input_ids=ids, attention_mask=(labels != -100).long()).logits[:, :-1]
         target = labels[:, 1:]
         token_nll = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100, reduction="none")
-        nll[i:i + 512] = token_nll.sum(1).double()
-        count[i:i + 512] = (target != -100).sum(1)
+        nll[i : i + 512] = token_nll.sum(1).double()
+        count[i : i + 512] = (target != -100).sum(1)
     return float((probs * nll).sum() / (probs * count.double()).sum())
 
 

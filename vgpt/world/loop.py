@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
-from tqdm.auto import tqdm
 
+from ..progress import progress
 from ..schedule import warmup_cosine
 
 
-def fit(model, loss_at: Callable[[int], torch.Tensor], steps: int, lr: float, weight_decay: float, warmup: int,
-        desc: str):
+def fit(
+    model, loss_at: Callable[[int], torch.Tensor], steps: int, lr: float, weight_decay: float, warmup: int, desc: str
+):
     """Train `model` for `steps` steps on the loss `loss_at(step)` returns; leaves it in eval mode.
 
     Gradients are clipped to norm 1; the learning rate warms up over `warmup`
@@ -20,7 +21,7 @@ def fit(model, loss_at: Callable[[int], torch.Tensor], steps: int, lr: float, we
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, steps, warmup))
     model.train()
-    for step in (bar := tqdm(range(steps), desc=desc, leave=False)):
+    for step in (bar := progress(range(steps), desc=desc, leave=False)):
         loss = loss_at(step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -28,6 +29,6 @@ def fit(model, loss_at: Callable[[int], torch.Tensor], steps: int, lr: float, we
         opt.step()
         sched.step()
         if step % 50 == 0:
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
     model.eval()
     return model

@@ -14,15 +14,16 @@ def vision_features(tower, scenes: list[shapes.Scene], image_size: int, batch: i
     """Flattened last hidden state, (B, N * D): all that a visual prefix would carry."""
     out = []
     for i in range(0, len(scenes), batch):
-        px = pixel_tensor([s.render(image_size) for s in scenes[i:i + batch]])
+        px = pixel_tensor([s.render(image_size) for s in scenes[i : i + batch]])
         out.append(tower(pixel_values=px).last_hidden_state.flatten(1))
     return torch.cat(out)
 
 
-def linear_probe(train_x, train_y, test_x, test_y, n_classes: int, weight_decay: float = 1e-4) -> float:
-    """Multinomial logistic regression (full-batch L-BFGS); returns test accuracy."""
+def fit_linear_probe(train_x, train_y, n_classes: int, weight_decay: float = 1e-4):
+    """Multinomial logistic regression (full-batch L-BFGS) on standardised features; returns a
+    function from features (B, F) to predicted classes (B,)."""
     mean, std = train_x.mean(0), train_x.std(0) + 1e-6
-    xtr, xte = (train_x - mean) / std, (test_x - mean) / std
+    xtr = (train_x - mean) / std
     probe = torch.nn.Linear(xtr.shape[1], n_classes)
     opt = torch.optim.LBFGS(probe.parameters(), max_iter=200, line_search_fn="strong_wolfe")
 
@@ -33,12 +34,23 @@ def linear_probe(train_x, train_y, test_x, test_y, n_classes: int, weight_decay:
         return loss
 
     opt.step(closure)
-    with torch.no_grad():
-        return float((probe(xte).argmax(1) == test_y).float().mean())
+
+    @torch.no_grad()
+    def predict(x):
+        return probe((x - mean) / std).argmax(1)
+
+    return predict
 
 
-def probe_attributes(tower, image_size: int, n_train: int, n_test: int, seed: int = 0,
-                     test_split: str = "test") -> dict[str, float]:
+def linear_probe(train_x, train_y, test_x, test_y, n_classes: int, weight_decay: float = 1e-4) -> float:
+    """Test accuracy of a linear probe fitted on the training features."""
+    predict = fit_linear_probe(train_x, train_y, n_classes, weight_decay)
+    return float((predict(test_x) == test_y).float().mean())
+
+
+def probe_attributes(
+    tower, image_size: int, n_train: int, n_test: int, seed: int = 0, test_split: str = "test"
+) -> dict[str, float]:
     """Accuracy of a linear probe per caption attribute, on held-out scenes."""
     train = shapes.generate("train", n_train, seed=10_000 + seed)
     test = shapes.generate(test_split, n_test, seed=20_000 + seed)
@@ -57,5 +69,3 @@ def probe_attributes(tower, image_size: int, n_train: int, n_test: int, seed: in
         yte = torch.tensor([code[ate[i][name]] for i in ite])
         result[name] = linear_probe(ftr[itr], ytr, fte[ite], yte, len(classes))
     return result
-
-

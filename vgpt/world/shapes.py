@@ -119,8 +119,7 @@ def _object(rng: random.Random, row: int, col: int, allow_held_out: bool) -> Sha
         if allow_held_out or (color, shape) not in COMPOSITIONAL_PAIRS:
             break
     size = rng.choice(SIZES)
-    return ShapeObject(color, shape, size, row, col,
-                       round(rng.uniform(-1, 1), 2), round(rng.uniform(-1, 1), 2))
+    return ShapeObject(color, shape, size, row, col, round(rng.uniform(-1, 1), 2), round(rng.uniform(-1, 1), 2))
 
 
 def sample_scene(rng: random.Random, p_two: float = P_TWO_OBJECTS) -> Scene:
@@ -165,8 +164,10 @@ def counterfactual(scene: Scene, rng: random.Random, tries: int = 20) -> Scene |
         what = rng.choice(("color", "shape", "size", "swap") if len(objects) == 2 else ("color", "shape", "size"))
         if what == "swap":
             a, b = objects
-            objects = [ShapeObject(b.color, b.shape, b.size, a.row, a.col, a.dx, a.dy),
-                       ShapeObject(a.color, a.shape, a.size, b.row, b.col, b.dx, b.dy)]
+            objects = [
+                ShapeObject(b.color, b.shape, b.size, a.row, a.col, a.dx, a.dy),
+                ShapeObject(a.color, a.shape, a.size, b.row, b.col, b.dx, b.dy),
+            ]
         else:
             values = {"color": list(COLORS), "shape": list(SHAPES), "size": list(SIZES)}[what]
             old = getattr(objects[k], what)
@@ -238,19 +239,16 @@ def render(scene: Scene, image_size: int = 64) -> Image.Image:
 def attributes(scene: Scene) -> dict[str, str]:
     """The facts a caption states, one label per attribute (for probes and metrics)."""
     first = scene.objects[0]
-    facts = {"count": str(len(scene.objects)), "color1": first.color,
-             "shape1": first.shape, "size1": first.size}
+    facts = {"count": str(len(scene.objects)), "color1": first.color, "shape1": first.shape, "size1": first.size}
     if len(scene.objects) == 1:
         facts["position"] = POSITION_PHRASES[(first.row, first.col)]
     else:
         second = scene.objects[1]
-        facts.update(relation=scene.relation, color2=second.color,
-                     shape2=second.shape, size2=second.size)
+        facts.update(relation=scene.relation, color2=second.color, shape2=second.shape, size2=second.size)
     return facts
 
 
-def write_flickr_layout(scenes: list[Scene], folder: str | Path, image_size: int = 64,
-                        prefix: str = "scene") -> Path:
+def write_flickr_layout(scenes: list[Scene], folder: str | Path, image_size: int = 64, prefix: str = "scene") -> Path:
     """Write scenes as a Flickr8k Kaggle-style folder: Images/*.png + captions.txt."""
     folder = Path(folder)
     (folder / "Images").mkdir(parents=True, exist_ok=True)

@@ -32,18 +32,32 @@ def pixel_tensor(images, mean=CLIP_MEAN, std=CLIP_STD) -> torch.Tensor:
     return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
 
 
-def clip_config(tokenizer, recipe: TinyRecipe):
+def clip_config(tokenizer, recipe):
     from transformers import CLIPConfig
 
     eot = tokenizer.eos_token_id
     if eot == 2:  # CLIP's text tower falls back to legacy argmax pooling for id 2
         raise ValueError("the end-of-text id must not be 2 for CLIP's text pooling")
     w = recipe.width
-    text = dict(vocab_size=len(tokenizer), hidden_size=w, intermediate_size=4 * w,
-                num_hidden_layers=recipe.clip_text_layers, num_attention_heads=4,
-                max_position_embeddings=32, bos_token_id=eot, eos_token_id=eot, pad_token_id=eot)
-    vision = dict(hidden_size=w, intermediate_size=4 * w, num_hidden_layers=recipe.clip_vision_layers,
-                  num_attention_heads=4, image_size=recipe.image_size, patch_size=recipe.patch_size)
+    text = dict(
+        vocab_size=len(tokenizer),
+        hidden_size=w,
+        intermediate_size=4 * w,
+        num_hidden_layers=recipe.clip_text_layers,
+        num_attention_heads=4,
+        max_position_embeddings=32,
+        bos_token_id=eot,
+        eos_token_id=eot,
+        pad_token_id=eot,
+    )
+    vision = dict(
+        hidden_size=w,
+        intermediate_size=4 * w,
+        num_hidden_layers=recipe.clip_vision_layers,
+        num_attention_heads=4,
+        image_size=recipe.image_size,
+        patch_size=recipe.patch_size,
+    )
     return CLIPConfig(text_config=text, vision_config=vision, projection_dim=w)
 
 
@@ -97,8 +111,7 @@ def retrieval_top1(model, tokenizer, scenes: list[shapes.Scene], image_size: int
     """Image -> text top-1 among the scenes' captions (an identical caption counts)."""
     captions = [s.caption for s in scenes]
     ids, mask = clip_text_batch(tokenizer, captions)
-    out = model(input_ids=ids, attention_mask=mask,
-                pixel_values=pixel_tensor([s.render(image_size) for s in scenes]))
+    out = model(input_ids=ids, attention_mask=mask, pixel_values=pixel_tensor([s.render(image_size) for s in scenes]))
     best = out.logits_per_image.argmax(1)
     return float(np.mean([captions[j] == captions[i] for i, j in enumerate(best.tolist())]))
 
@@ -110,5 +123,3 @@ def vision_tower_from_clip(clip):
     tower = CLIPVisionModel(clip.config.vision_config)
     tower.load_state_dict(clip.vision_model.state_dict())
     return tower.eval()
-
-

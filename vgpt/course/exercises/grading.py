@@ -13,7 +13,7 @@ A function defined inside `vgpt` is refused: the exercise is to write it.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -26,8 +26,10 @@ def grade(title: str, fn: Callable, cases: list[tuple[str, Callable[[Callable], 
     """Run `cases` (name, case) on `fn` in order; print and return whether all passed."""
     module = getattr(fn, "__module__", None) or ""
     if module == "vgpt" or module.startswith("vgpt."):
-        print(f"{title}: that is vgpt's own {module}.{getattr(fn, '__qualname__', fn)}; "
-              f"the exercise is to write it yourself.")
+        print(
+            f"{title}: that is vgpt's own {module}.{getattr(fn, '__qualname__', fn)}; "
+            f"the exercise is to write it yourself."
+        )
         return False
     for name, case in cases:
         try:
@@ -53,8 +55,10 @@ def same(got, expected, what: str, atol: float = 1e-5) -> None:
         raise Wrong(f"{what} has shape {tuple(got.shape)}, expected {tuple(expected.shape)}")
     if not torch.allclose(got.float(), expected.float(), atol=atol, rtol=1e-4):
         where = (got.float() - expected.float()).abs().argmax().item()
-        raise Wrong(f"{what} differs (first large difference at flat index {where}: "
-                    f"got {got.flatten()[where].item():.4g}, expected {expected.flatten()[where].item():.4g})")
+        raise Wrong(
+            f"{what} differs (first large difference at flat index {where}: "
+            f"got {got.flatten()[where].item():.4g}, expected {expected.flatten()[where].item():.4g})"
+        )
 
 
 def equal_number(got, expected, what: str, tol: float = 1e-6) -> None:

@@ -1,0 +1,108 @@
+"""Notebook 09's ablation runner: settings, the labels-by-token-id switch, and results cached by settings."""
+
+import json
+
+import pytest
+import torch
+
+from vgpt.course import experiments
+from vgpt.course.experiments import BASE, Settings, labels_by_token_id, run_ablation, settings_with
+from vgpt.loading import load_profile
+from vgpt.prefix import caption_labels, tokenize_captions
+
+
+@pytest.fixture(scope="module")
+def parts():
+    return load_profile("tiny", verbose=False)
+
+
+def test_settings_refuse_unknown_names_and_values():
+    with pytest.raises(ValueError, match="unknown setting.*lora_rank.*known: projector"):
+        settings_with({"lora_rank": 4})
+    with pytest.raises(ValueError, match="labels='by_id'.*'position', 'token_id'"):
+        settings_with({"labels": "by_id"})
+    with pytest.raises(ValueError, match="lora_targets is empty"):
+        settings_with({"lora_targets": []})
+    with pytest.raises(ValueError, match="start='shipped'.*projector='mlp'"):
+        settings_with({"start": "shipped", "projector": "linear"})
+
+
+def test_the_key_follows_the_settings_not_the_name():
+    assert settings_with({}) == BASE and settings_with({}).key() == Settings().key()
+    assert settings_with({"lora_targets": ["c_attn"]}).lora_targets == ("c_attn",)  # a list reads as a tuple
+    keys = {settings_with(c).key() for c in ({}, {"lora_r": 4}, {"layer": -2}, {"zero_features": True})}
+    assert len(keys) == 4
+
+
+def test_labels_by_token_id_hide_end_of_text_and_the_default_keeps_it(parts):
+    tok = parts.tokenizer
+    ids, mask = tokenize_captions(tok, ["a red circle at the top", "a blue square on the left of it"], 24)
+    eos = tok.eos_token_id
+    by_position = caption_labels(ids, mask, 3)
+    by_id = labels_by_token_id(ids, mask, 3, eos)
+    ends = mask.sum(1) - 1  # where each caption's own end-of-text sits
+    for row, end in enumerate(ends.tolist()):
+        assert by_position[row, 3 + end] == eos  # stage 03's rule: end-of-text is a label
+        assert by_id[row, 3 + end] == -100  # the mistake: it is not
+    assert torch.equal(by_id[by_id != -100], by_position[(by_position != -100) & (by_position != eos)])
+
+
+def test_token_id_model_trains_without_end_of_text_and_is_scored_with_it(parts):
+    """In training its loss equals the plain model's with end-of-text dropped from the text mask (the
+    end-of-text is the last real token, so masking it changes only its own label: nothing later
+    attends to it). In eval mode it is scored like every other run, end-of-text included."""
+    plain = experiments.build_model(parts, BASE)
+    by_id = experiments.build_model(parts, settings_with({"labels": "token_id"}))
+    assert type(by_id) is experiments.TokenIdLabelsGPT2 and type(plain) is experiments.VisionGPT2
+    ids, mask = tokenize_captions(parts.tokenizer, ["a red circle at the top", "a small blue square on the left"], 24)
+    features = torch.randn(2, 17, 128)
+    without_eos = mask.clone()
+    without_eos[torch.arange(2), mask.sum(1) - 1] = 0
+    with torch.no_grad():
+        loss_by_id = by_id.train()(ids, mask, features=features).loss
+        torch.testing.assert_close(loss_by_id, plain.train()(ids, without_eos, features=features).loss)
+        assert not torch.allclose(loss_by_id, plain(ids, mask, features=features).loss)
+        torch.testing.assert_close(by_id.eval()(ids, mask, features=features).loss,
+                                   plain.eval()(ids, mask, features=features).loss)  # fmt: skip
+
+
+def test_build_model_follows_the_settings_and_leaves_parts_alone(parts):
+    model = experiments.build_model(parts, settings_with({"projector": "linear", "lora_r": 4,
+                                                         "lora_targets": ("c_attn",)}))  # fmt: skip
+    assert isinstance(model.projector, torch.nn.Linear)
+    lora_a = [p for n, p in model.lm.named_parameters() if "lora_A" in n]
+    assert lora_a and all(p.shape[0] == 4 for p in lora_a)
+    assert len(lora_a) == parts.language_model.config.n_layer  # c_attn only: one per block
+    assert not hasattr(parts.language_model, "peft_config")  # LoRA went into a copy
+
+
+def test_run_ablation_trains_once_then_reads_the_cache(parts, tmp_path):
+    small = {"n_train": 48, "epochs": 1, "n_eval": 6, "warmup_steps": 1}
+    logged = []
+    first = run_ablation("tiny run", small, parts, tmp_path, log=logged.append)
+    assert first["cached"] is False and len(logged) == 1 and "tiny run" in logged[0]
+    assert len(first["step_loss"]) == 3  # 48 captions at batch 16
+    for split in ("test", "compositional"):
+        assert 0 <= first[split]["exact_match"] <= 1 and 0 <= first[split]["eos_rate"] <= 1
+    files = list(tmp_path.glob("*.json"))
+    assert [f.name for f in files] == [f"{settings_with(small).key()}.json"]
+    assert json.loads(files[0].read_text())["settings"]["n_train"] == 48
+
+    again = run_ablation("same settings, another name", small, None, tmp_path)  # no models needed
+    assert again["cached"] is True and again["name"] == "same settings, another name"
+    assert again["val_loss"] == first["val_loss"] and again["step_loss"] == first["step_loss"]
+    with pytest.raises(ValueError, match="no cached result"):
+        run_ablation("new settings", {**small, "lora_r": 2}, None, tmp_path)
+
+
+def test_zeroed_features_reach_the_model_as_zeros():
+    cache = type("Cache", (), {"get": lambda self, ids: torch.ones(len(ids), 17, 128, dtype=torch.float16)})()
+    assert experiments.feature_lookup(cache, zero=True)(["a", "b"]).abs().sum() == 0
+    assert experiments.feature_lookup(cache, zero=False)(["a"]).dtype == torch.float32
+
+
+def test_the_shipped_bridge_scored_without_training(parts, tmp_path):
+    """epochs=0 scores a bridge as it starts: the shipped one captions test scenes well."""
+    result = run_ablation("shipped", {"start": "shipped", "epochs": 0, "n_eval": 6}, parts, tmp_path, log=None)
+    assert result["step_loss"] == [] and result["val_loss"] < 0.2
+    assert result["test"]["exact_match"] >= 4 / 6 and result["test"]["eos_rate"] == 1.0

@@ -1,0 +1,284 @@
+"""Notebook 09's experiments on `tiny`: short training runs that each change a few settings of one
+baseline, and a linear probe of the frozen vision tower; every result cached on disk by its settings.
+
+    Settings (BASE + changes)
+      -> Shapes World features (frozen tower, the chosen hidden state; cached per layer)
+      -> a fresh VisionGPT2 on a copy of the frozen GPT-2 (projector and LoRA as asked)
+      -> train (one short run, one seed)
+      -> validation loss (nats / caption token), exact match and end-of-text rate on the test and
+         compositional splits, accuracy per attribute
+      -> <folder>/<key>.json, key = a hash of the settings
+
+A cell that asks for a run whose file exists reads it back instead of training again, so notebook
+cells can be rerun freely; change any setting and the key, so the file, changes with it.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+import torch
+
+from .. import features, generate, metrics
+from ..bridge import BridgeConfig
+from ..masks import joint_attention_mask
+from ..model import VisionGPT2
+from ..prefix import caption_labels, concat_prefix
+from ..profiles import TrainConfig
+from ..train import CaptionData, train, validation_loss
+from ..world import shapes
+from .notebook import SHIPPED_BRIDGE
+
+CACHE_VERSION = 1  # bump when the way a run is trained or scored changes: old results no longer count
+BASE_TARGETS = ("c_attn", "c_proj", "c_fc", "lm_head")  # the tiny profile's
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One short run. The defaults are the baseline: the `tiny` profile's bridge, trained briefly."""
+
+    projector: str = "mlp"  # "mlp" or "linear" (stage 02)
+    calibrate: bool = True  # scale the projector to GPT-2's embedding size before training (stage 02)
+    layer: int = -1  # the tower's hidden state used as features: -1 last, -2 penultimate, 0 embeddings
+    lora_targets: tuple[str, ...] = BASE_TARGETS  # the GPT-2 modules that get an adapter
+    lora_r: int = 16  # rank; alpha = 2 r, so that the update's scale alpha / r stays 2 (stage 05)
+    labels: str = "position"  # "position" (stage 03's rule) or "token_id" (-100 wherever id == pad)
+    zero_features: bool = False  # every feature replaced by 0: a captioner that cannot see
+    data: str = "plain"  # "plain" training scenes, or "counterfactual": half of them one-word twins
+    start: str = "scratch"  # "scratch" (a new bridge) or "shipped": go on training data/tiny/bridge
+    n_train: int = 4000  # training scenes (one caption each)
+    epochs: int = 2  # 0: no training, only the scores of the bridge as it starts
+    batch_size: int = 16  # the profile's 64 learns less per second in a run this short
+    lr: float = 2e-3  # projector and LoRA alike
+    warmup_steps: int = 50
+    schedule: str = "warmup_cosine"  # or "constant"
+    seed: int = 0
+    n_eval: int = 300  # scenes per evaluation split (val, test, compositional)
+
+    def __post_init__(self):
+        choices = {"projector": ("mlp", "linear"), "labels": ("position", "token_id"),
+                   "data": ("plain", "counterfactual"), "schedule": ("warmup_cosine", "constant"),
+                   "start": ("scratch", "shipped")}  # fmt: skip
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}={getattr(self, name)!r}: choose one of {', '.join(map(repr, allowed))}")
+        if not self.lora_targets:
+            raise ValueError("lora_targets is empty: name at least one GPT-2 module, e.g. ('c_attn',)")
+        shipped = {"projector": "mlp", "layer": -1, "lora_r": 16, "lora_targets": BASE_TARGETS}
+        if self.start == "shipped" and any(getattr(self, k) != v for k, v in shipped.items()):
+            raise ValueError(
+                f"start='shipped' goes on training the shipped bridge, whose shape is fixed: "
+                f"keep {', '.join(f'{k}={v!r}' for k, v in shipped.items())}"
+            )
+
+    def key(self) -> str:
+        blob = json.dumps({"version": CACHE_VERSION, **asdict(self)}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+BASE = Settings()
+
+
+def settings_with(changes: dict, base: Settings = BASE) -> Settings:
+    """`base` with `changes`; an unknown name is refused with the list of known ones."""
+    known = [f.name for f in fields(Settings)]
+    unknown = sorted(set(changes) - set(known))
+    if unknown:
+        raise ValueError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    if "lora_targets" in changes:
+        changes = {**changes, "lora_targets": tuple(changes["lora_targets"])}
+    return replace(base, **changes)
+
+
+# ------------------------------------------------------------------ labels by token id
+
+
+def labels_by_token_id(ids: torch.Tensor, text_mask: torch.Tensor, n_prefix: int, pad_id: int) -> torch.Tensor:
+    """The usual mistake, on purpose: stage 03's labels, then -100 wherever the token is the pad id.
+
+    GPT-2 pads with its end-of-text id, so this also hides every caption's own end-of-text: the
+    model is never taught to stop. ids (B, T) -> labels (B, N + T).
+    """
+    labels = caption_labels(ids, text_mask, n_prefix)
+    labels[:, n_prefix:] = labels[:, n_prefix:].masked_fill(ids == pad_id, -100)
+    return labels
+
+
+class TokenIdLabelsGPT2(VisionGPT2):
+    """`VisionGPT2` that *trains* on `labels_by_token_id`. In eval mode (validation) it scores with
+    stage 03's labels like every other run, so its loss counts the end-of-text it never learned.
+    (Training one caption per sequence goes through this forward; the runner trains that way.)"""
+
+    def forward(self, input_ids, text_mask, pixel_values=None, features=None, with_loss: bool = True):
+        if not (self.training and with_loss):
+            return super().forward(input_ids, text_mask, pixel_values, features, with_loss)
+        prefix = self.visual_prefix(pixel_values=pixel_values, features=features)  # (B, N, Dt)
+        embeds = concat_prefix(prefix, self.token_embeddings(input_ids))  # (B, N + T, Dt)
+        mask = joint_attention_mask(text_mask, prefix.shape[1])  # (B, N + T)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        labels = labels_by_token_id(input_ids, text_mask, prefix.shape[1], pad)
+        return self.lm(inputs_embeds=embeds, attention_mask=mask, labels=labels)
+
+
+# ------------------------------------------------------------------ data and model
+
+
+def scene_features(parts, scenes: list, name: str, layer: int, cache_root: Path):
+    """Image ids and a feature cache (frozen tower, hidden state `layer`) for Shapes World scenes."""
+    spec = parts.profile.model.features.with_(layer=layer)
+    size = parts.profile.model.image_size
+    items = [(f"{name}-{i}", (lambda s=s: s.render(size))) for i, s in enumerate(scenes)]
+    cache = features.build_cache(parts.vision, items, features.processor_pixels(parts.image_processor),
+                                 cache_root / name, spec, size, batch_size=256)  # fmt: skip
+    return [i for i, _ in items], cache
+
+
+def feature_lookup(cache, zero: bool = False):
+    """Image ids -> features (B, N, Dv) as float32 from the cache; all zeros when `zero`."""
+
+    def get(ids):
+        found = cache.get(ids).float()
+        return torch.zeros_like(found) if zero else found
+
+    return get
+
+
+def training_scenes(settings: Settings) -> list:
+    """`n_train` training scenes; "counterfactual": half of them replaced by one-word twins of the
+    other half (`shapes.counterfactual`: same split, so never a held-out colour-shape pair)."""
+    scenes = shapes.generate("train", settings.n_train, seed=settings.seed)
+    if settings.data == "plain":
+        return scenes
+    rng, half = random.Random(f"twins:{settings.seed}"), settings.n_train // 2
+    twins = [shapes.counterfactual(s, rng) for s in scenes[:half]]
+    return scenes[:half] + [t or s for t, s in zip(twins, scenes[half:], strict=True)]
+
+
+def build_model(parts, settings: Settings) -> VisionGPT2:
+    """A fresh bridge as `settings` asks, on a copy of the frozen GPT-2 (the one in `parts` is untouched)."""
+    spec = parts.profile.model.with_(projector=settings.projector, lora_r=settings.lora_r,
+                                     lora_alpha=2 * settings.lora_r, lora_targets=settings.lora_targets,
+                                     features=parts.profile.model.features.with_(layer=settings.layer))  # fmt: skip
+    lm = copy.deepcopy(parts.language_model)
+    config = BridgeConfig.for_models(parts.profile.with_(model=spec), parts.vision, lm)
+    cls = TokenIdLabelsGPT2 if settings.labels == "token_id" else VisionGPT2
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(settings.seed)
+        return cls(parts.vision, lm, config, parts.tokenizer)
+
+
+# ------------------------------------------------------------------ one run
+
+
+def cached_result(folder: Path | None, key: str) -> tuple[Path | None, dict | None]:
+    """Where the result with this key lives in `folder`, and the result if it is there."""
+    path = folder / f"{key}.json" if folder is not None else None
+    return path, (json.loads(path.read_text()) if path is not None and path.is_file() else None)
+
+
+def store_result(path: Path | None, result: dict) -> None:
+    """Write a result as JSON, atomically: a half-written file never counts."""
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.partial")
+    partial.write_text(json.dumps(result, indent=1) + "\n")
+    partial.replace(path)
+
+
+def run_ablation(
+    name: str,
+    changes: dict | None = None,
+    parts=None,
+    folder: str | Path | None = None,
+    base: Settings = BASE,
+    log=print,
+) -> dict:
+    """Train and score one variant of `base`, or read its result back from `folder`.
+
+    Returns a dict: name, settings, key, seconds, cached, val_loss (nats per caption token after
+    training), step_loss (per optimizer step), and for "test" and "compositional": exact_match,
+    eos_rate, accuracy per attribute and up to five wrong captions as (said, truth). `log` (None:
+    silent) gets one line per run trained.
+    """
+    settings = settings_with(changes or {}, base)
+    folder = Path(folder) if folder is not None else None
+    path, result = cached_result(folder, settings.key())
+    if result is not None:
+        return {**result, "name": name, "cached": True}
+    if parts is None:
+        raise ValueError(f"{name}: no cached result for these settings, and no `parts` to train with")
+    start = time.perf_counter()
+    result = _train_and_score(name, settings, parts, (folder or Path("runs/experiments")) / "features")
+    result["seconds"] = round(time.perf_counter() - start, 1)
+    (log or (lambda _: None))(
+        f"{name}: {result['seconds']:.0f} s, val loss {result['val_loss']:.3f}, exact match "
+        f"test {result['test']['exact_match']:.1%} / compositional {result['compositional']['exact_match']:.1%}"
+    )
+    store_result(path, result)
+    return {**result, "cached": False}
+
+
+def _train_and_score(name: str, settings: Settings, parts, cache_root: Path) -> dict:
+    train_scenes = training_scenes(settings)
+    tag = f"{settings.data}-{settings.n_train}-{settings.seed}"
+    train_ids, train_cache = scene_features(parts, train_scenes, f"train-{tag}", settings.layer, cache_root)
+    evals = {}
+    for split in ("val", "test", "compositional"):
+        scenes = shapes.generate(split, settings.n_eval, seed=settings.seed)
+        ids, cache = scene_features(parts, scenes, f"{split}-{settings.n_eval}-{settings.seed}", settings.layer,
+                                    cache_root)  # fmt: skip
+        evals[split] = (scenes, ids, feature_lookup(cache, settings.zero_features))
+    lookup = feature_lookup(train_cache, settings.zero_features)
+
+    def data(scenes, ids, get):
+        return CaptionData(list(zip(ids, [s.caption for s in scenes], strict=True)), get)
+
+    model = build_model(parts, settings)
+    if settings.start == "shipped":
+        model.load_bridge_weights(SHIPPED_BRIDGE)
+    elif settings.calibrate:
+        model.calibrate_projector(lookup(train_ids[:256]))
+    config = TrainConfig(epochs=settings.epochs, batch_size=settings.batch_size, lr_projector=settings.lr,
+                         lr_lora=settings.lr, warmup_steps=settings.warmup_steps, schedule=settings.schedule,
+                         seed=settings.seed, shared_prefix=False)  # fmt: skip
+    step_loss, val_data = [], data(*evals["val"])
+    if settings.epochs:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(settings.seed)
+            history = train(model, data(train_scenes, train_ids, lookup), config, val_data=val_data, device="cpu",
+                            progress=False, checkpoint_every=None)  # fmt: skip
+        step_loss, val_loss = history["step_loss"], history["epochs"][-1]["val_loss"]
+    else:  # epochs=0: score the bridge as it starts (the shipped one, say)
+        val_loss = validation_loss(model, val_data, config, torch.device("cpu"), None)
+    result = {"name": name, "settings": asdict(settings), "key": settings.key(), "val_loss": val_loss,
+              "step_loss": step_loss}  # fmt: skip
+    for split in ("test", "compositional"):
+        scenes, ids, get = evals[split]
+        texts, ended = generate.generate_captions(model, features=get(ids))
+        scores = metrics.shapes_scores(texts, scenes)
+        scores["eos_rate"] = sum(ended) / len(ended)
+        scores["examples"] = [[t, s.caption] for t, s in zip(texts, scenes, strict=True) if t != s.caption][:5]
+        scores["heldout_shape_accuracy"] = heldout_shape_accuracy(texts, scenes)
+        result[split] = scores
+    return result
+
+
+def heldout_shape_accuracy(texts: list[str], scenes: list) -> float | None:
+    """Of the objects that show a held-out colour-shape pair, the share whose shape the caption names
+    right (None where there is none, as on the test split)."""
+    right = total = 0
+    for text, scene in zip(texts, scenes, strict=True):
+        said = metrics.parse_caption(text) or {}
+        for k, obj in enumerate(scene.objects, 1):
+            if (obj.color, obj.shape) in shapes.COMPOSITIONAL_PAIRS:
+                total += 1
+                right += said.get(f"shape{k}") == obj.shape
+    return right / total if total else None
