@@ -3,7 +3,6 @@
 from collections import Counter
 
 import pytest
-import torch
 from notebook_exercises import exercise_solution
 
 from vgpt.course import exercises
@@ -18,14 +17,6 @@ def _grams(words, n):
 
 
 WRONG = {
-    "warmup_cosine": [
-        lambda s, t, w: s / w if s < w else 0.5 * (1 + torch.cos(torch.tensor(3.14159 * s / t))).item(),
-        lambda s, t, w: 1.0,
-    ],
-    "top_k_filter": [
-        lambda logits, k: logits.topk(k, dim=-1).values,
-        lambda logits, k: logits.masked_fill(logits < logits.topk(k, -1).values[..., :1], float("-inf")),
-    ],
     "clipped_precision": [
         lambda c, refs, n: (
             sum(min(v, max(_grams(r, n)[g] for r in refs)) for g, v in _grams(c, n).items()) / max(1, len(c))
@@ -37,8 +28,6 @@ WRONG = {
     ],
 }
 NOTEBOOK = {
-    "warmup_cosine": "06_training",
-    "top_k_filter": "07_generation",
     "clipped_precision": "08_evaluation_and_demo",
 }
 

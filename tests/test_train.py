@@ -7,9 +7,11 @@ import pytest
 import torch
 
 from vgpt import features, loading, profiles
+from vgpt import train as train_module
+from vgpt.checkpoint import finished_run
 from vgpt.errors import UserError
 from vgpt.model import VisionGPT2
-from vgpt.train import CHECKPOINT, CaptionData, TrainConfig, epoch_order, train, validation_loss
+from vgpt.train import CHECKPOINT, CaptionData, TrainConfig, epoch_batches, epoch_order, train, validation_loss
 from vgpt.world import shapes
 from vgpt.world.vision import pixel_tensor
 
@@ -208,3 +210,50 @@ def test_compiled_training_takes_the_same_steps(data):
         config = CONFIG.with_(epochs=1, compile=compiled)
         losses.append(train(fresh_model(), small, config, progress=False)["step_loss"])
     assert losses[1] == pytest.approx(losses[0], rel=1e-4)
+
+
+def test_epoch_batches_are_the_batches_train_steps_on(data, monkeypatch):
+    pairs = data[0].pairs
+    batches = epoch_batches(data[0], CONFIG, epoch=1)
+    assert [len(b) for b in batches] == [32] * 10
+    assert sorted(p for b in batches for p in b) == sorted(pairs)  # every pair once
+    assert batches != epoch_batches(data[0], CONFIG, epoch=0)  # each epoch its own order
+    seen = []
+    model = fresh_model()
+    real = train_module.batch_loss
+
+    def spy(model, chunk, *args):
+        seen.append(list(chunk))
+        return real(model, chunk, *args)
+
+    monkeypatch.setattr(train_module, "batch_loss", spy)
+    train(model, CaptionData(pairs[:64], data[0].features), CONFIG.with_(epochs=1), progress=False)
+    assert seen == epoch_batches(CaptionData(pairs[:64], data[0].features), CONFIG.with_(epochs=1), 0)
+
+
+def test_finished_run_only_for_the_same_config_all_epochs_done(data, tmp_path):
+    config = CONFIG.with_(epochs=1)
+    small = CaptionData(data[0].pairs[:64], data[0].features)
+    assert not finished_run(tmp_path / "run", config)  # nothing there
+    assert not finished_run(None, config)
+    train(fresh_model(), small, config, run_dir=tmp_path / "run", progress=False)
+    assert finished_run(tmp_path / "run", config)
+    assert not finished_run(tmp_path / "run", config.with_(epochs=2))  # more epochs to go
+    assert not finished_run(tmp_path / "run", config.with_(lr_lora=1e-3))  # another run
+    model = fresh_model()
+    history = train(model, small, config, run_dir=tmp_path / "run", resume=True, progress=False)
+    assert len(history["step_loss"]) == 2 and len(history["epochs"]) == 1  # loaded, no step taken
+
+
+def test_training_folder_is_written_once_whole(tmp_path, monkeypatch):
+    from vgpt.course import notebook
+
+    monkeypatch.setattr(notebook, "RUNS", tmp_path)
+    profile = profiles.PROFILES["tiny"]
+    folder = notebook.training_folder(profile, n=12)
+    assert (folder / "captions.txt").read_text().count("\n") == 13  # header + 12 captions
+    assert len(list((folder / "Images").glob("*.png"))) == 12
+    assert not list(tmp_path.rglob("*.partial"))
+    stamp = (folder / "captions.txt").stat().st_mtime_ns
+    assert notebook.training_folder(profile, n=12) == folder
+    assert (folder / "captions.txt").stat().st_mtime_ns == stamp  # a rerun reuses it

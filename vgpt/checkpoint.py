@@ -96,3 +96,14 @@ class Checkpointer:
         if self.steps:
             return step % self.steps == 0
         return self.seconds is not None and time.monotonic() - self.last >= self.seconds
+
+
+def finished_run(run_dir: str | Path | None, config) -> bool:
+    """Does `run_dir` hold the checkpoint of a finished run of exactly this `TrainConfig`? Then
+    `train(..., resume=True)` loads it and returns its history at once, without a step."""
+    state = Path(run_dir) / CHECKPOINT / "trainer_state.json" if run_dir else None
+    if state is None or not state.is_file():
+        return False
+    saved = json.loads(state.read_text())
+    same_config = saved.get("config") == json.loads(json.dumps(asdict(config)))  # as JSON stores it
+    return same_config and saved.get("epoch") == config.epochs and saved.get("batch") == 0

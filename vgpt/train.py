@@ -64,6 +64,14 @@ def caption_order(pairs: Sequence[tuple[str, str]], seed: int, epoch: int, group
     return [i for g in epoch_order(len(lists), seed, epoch) for i in lists[g]]
 
 
+def epoch_batches(data: CaptionData, config: TrainConfig, epoch: int) -> list[list[tuple[str, str]]]:
+    """The batches of (image id, caption) pairs that `train` visits in `epoch`, in its order: the
+    last one may be short. Notebook 06 takes one of them to repeat a step by hand."""
+    order = caption_order(data.pairs, config.seed, epoch, has_groups(data))
+    size = config.batch_size
+    return [[data.pairs[i] for i in order[start : start + size]] for start in range(0, len(order), size)]
+
+
 def has_groups(data: CaptionData) -> bool:
     """Does some image have several captions?"""
     return len({image for image, _ in data.pairs}) < len(data.pairs)
@@ -210,8 +218,8 @@ class _Run:
 
     def epoch(self, state: TrainState, epoch: int, on_step) -> None:
         """The batches of one epoch, from where `state` stands."""
-        config, pairs = self.config, self.data.pairs
-        order = caption_order(pairs, config.seed, epoch, has_groups(self.data))
+        config = self.config
+        chunks = epoch_batches(self.data, config, epoch)
         if state.batch == 0:
             state.epoch_start_step = state.step
         if self.device.type == "cpu":
@@ -220,9 +228,8 @@ class _Run:
         bar = progress(range(state.batch, self.batches), desc=f"epoch {epoch + 1}/{config.epochs}",
                        disable=not self.progress, leave=False)  # fmt: skip
         for b in bar:
-            chunk = [pairs[i] for i in order[b * config.batch_size : (b + 1) * config.batch_size]]
             stepping = (b + 1) % config.grad_accum == 0 or b + 1 == self.batches
-            loss = self.backward(chunk, stepping)
+            loss = self.backward(chunks[b], stepping)
             if not stepping:
                 continue  # accumulate; an interruption here redoes these batches on resume
             set_learning_rates(self.opt, config, state.step, self.total_steps)

@@ -53,18 +53,26 @@ def caption_grid(
     path: str | Path | None = None,
     columns: int = 4,
 ):
-    """Images with their predicted caption (green where it equals the reference, red where not)."""
+    """Images with their predicted caption (green where it equals the reference, red where not, with
+    a key to the colours under the grid)."""
     plt = _plt()
     rows = -(-len(images) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.3 * rows), squeeze=False)
+    # constrained layout leaves room for titles of up to three lines above square images
+    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.8 * rows + 0.4), squeeze=False,
+                             layout="constrained")  # fmt: skip
     for ax in axes.flat:
         ax.axis("off")
     for i, (ax, image) in enumerate(zip(axes.flat, images)):
         ax.imshow(image)
         right = references is None or predictions[i] == references[i]
         text = predictions[i] if references is None or right else f"{predictions[i]}\n(truth: {references[i]})"
-        ax.set_title(_wrap(text), fontsize=7.5, color="darkgreen" if right else "firebrick")
-    fig.tight_layout()
+        ax.set_title(_wrap(_printable(text)), fontsize=7.5, color="darkgreen" if right else "firebrick")
+    if references is not None:  # the key to the colours, under the grid
+        from matplotlib.patches import Patch
+
+        key = [Patch(color="darkgreen", label="green: the caption equals the reference"),
+               Patch(color="firebrick", label="red: it differs (the reference, 'truth', below it)")]  # fmt: skip
+        fig.legend(handles=key, loc="outside lower center", ncol=2, fontsize=8, frameon=False)
     if path:
         fig.savefig(path, dpi=120)
         plt.close(fig)
@@ -111,6 +119,11 @@ def attention_maps(image, words: list[str], maps, title: str | None = None, colu
     if close:  # for showing in a widget: the figure is drawn once, not again by the notebook
         plt.close(fig)
     return fig
+
+
+def _printable(text: str) -> str:
+    """Control characters (a sampled caption can hold a tab) shown as escapes: fonts have no glyph for them."""
+    return "".join(ch if ch.isprintable() or ch == "\n" else ch.encode("unicode_escape").decode() for ch in text)
 
 
 def _wrap(text: str, width: int = 34) -> str:

@@ -34,7 +34,7 @@ def data_label(data: str | Path) -> str:
 def folder_features(parts, data: str | Path, cache_root: str | Path, log=print):
     """The data's captions (`data.Captions`), and the feature cache of all its images (built once)."""
     found = load_captions(data)
-    log(f"{data}: {found.describe()}")
+    log(f"{data_label(data)}: {found.describe()}")  # relative to the repository when inside it
     if found.skipped:
         log(f"skipped {len(found.skipped)} rows; first: {found.skipped[0]}")
     items = [(r.image_id, r.open) for r in found.records]

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 from pathlib import Path
 
-from ..paths import REPO_ROOT, TINY_DIR, repo_relative
+from ..paths import REPO_ROOT, TINY_DIR, repo_relative, swap_into_place
 from . import colab
 
 REPO_RUNS = REPO_ROOT / "runs" / "notebooks"
@@ -103,6 +104,23 @@ def sample_photo():
 
     with cbook.get_sample_data("grace_hopper.jpg") as f:
         return Image.open(f).convert("RGB")
+
+
+def training_folder(profile, n: int = 8000) -> Path:
+    """The caption folder notebook 06 trains on. On `tiny`: n Shapes World training scenes in
+    Flickr8k's layout (`Images/` + `captions.txt`), written once, whole or not at all, so that a
+    rerun reuses them. On `seed`: Flickr8k at `DATA`."""
+    if profile.data != "shapes":
+        return DATA
+    from ..world import shapes
+
+    folder = run_folder(profile) / (f"shapes{n // 1000}k" if n % 1000 == 0 else f"shapes{n}")
+    if not (folder / "captions.txt").is_file():
+        work = folder.with_name(folder.name + ".partial")
+        shutil.rmtree(work, ignore_errors=True)
+        shapes.write_flickr_layout(shapes.generate("train", n, seed=0), work, profile.model.image_size)
+        swap_into_place(work, folder)
+    return folder
 
 
 def eval_set(profile, split: str = "test", n: int = 300, seed: int = 0) -> tuple[list, list[list[str]], list | None]:

@@ -1,28 +1,203 @@
-"""The checkers of notebook 06's exercises."""
+"""The checkers of notebook 06's exercises: the learning-rate schedule and one optimizer step."""
 
 from __future__ import annotations
 
+import math
+
+import torch
+
 from ...schedule import warmup_cosine
-from .grading import equal_number, grade
+from .grading import Wrong, grade
+
+
+def _table(values) -> str:
+    return "[" + ", ".join(f"{v:.3g}" for v in values) + "]"
+
+
+def _schedule_mistake(got: list[float], expected: list[float], total: int, warmup: int) -> str | None:
+    """The usual wrong schedules, recognised by their values over all the steps."""
+    close = lambda a, b: all(math.isclose(x, y, abs_tol=1e-6) for x, y in zip(a, b, strict=False))  # noqa: E731
+    if all(math.isclose(v, 1.0) for v in got):
+        return "constant: the multiplier is 1 at every step (no warmup, no decay)"
+    if warmup and math.isclose(got[0], 0.0, abs_tol=1e-9):
+        return ("off by one in warmup: step 0 gives 0, so the first step does not move at all; "
+                "step s of the warmup gives (s + 1) / warmup")  # fmt: skip
+    shifted = [(s + 1) / warmup if s < warmup else None for s in range(total)]
+    if warmup and any(s is not None for s in shifted) and not close(got[:warmup], shifted[:warmup]):
+        return f"off by one in warmup: the warmup should be {_table(shifted[:warmup])}, got {_table(got[:warmup])}"
+    if warmup and math.isclose(got[warmup], (warmup + 1) / warmup, abs_tol=1e-6):
+        return (f"off by one in warmup: it runs one step too long (step {warmup} gives {got[warmup]:.3g}, above 1); "
+                f"the warmup is steps 0 .. warmup - 1 (step < warmup)")  # fmt: skip
+    if min(got) < -1e-9:
+        return "negative multipliers: cos runs from 1 to -1; 0.5 * (1 + cos(pi * progress)) runs from 1 to 0"
+    linear = [1 - min(1.0, (s - warmup) / max(1, total - warmup)) for s in range(warmup, total)]
+    if close(got[warmup:], linear):
+        return "a straight line after the warmup: the decay is a cosine, 0.5 * (1 + cos(pi * progress))"
+    if warmup < total and not math.isclose(got[warmup], 1.0, abs_tol=1e-6):
+        return (
+            f"right after the warmup (step {warmup}) the multiplier should be 1, the top of the cosine, got "
+            f"{got[warmup]:.3g}: count the progress from the end of the warmup, (step - warmup) / (total - warmup)"
+        )
+    return None
 
 
 def check_warmup_cosine(fn) -> bool:
     """`fn(step, total, warmup) -> float`: linear warmup to 1 over `warmup` steps (step 0 gives
-    1 / warmup), then cosine decay to 0 at `total`."""
+    1 / warmup), then cosine decay to 0 at `total`; no warmup at all when `warmup` is 0."""
 
     def run(total, warmup):
         def case(f):
-            for step in range(total):
-                equal_number(
-                    f(step, total, warmup),
-                    warmup_cosine(step, total, warmup),
-                    f"step {step} of {total} with {warmup} warmup steps",
-                )
+            expected = [warmup_cosine(step, total, warmup) for step in range(total)]
+            got = [f(step, total, warmup) for step in range(total)]
+            if any(not isinstance(v, (int, float)) or isinstance(v, bool) for v in got):
+                kinds = sorted({type(v).__name__ for v in got})
+                raise Wrong(f"return a plain number (a float) for each step, got {', '.join(kinds)}")
+            if all(math.isclose(g, e, rel_tol=1e-6, abs_tol=1e-6) for g, e in zip(got, expected, strict=False)):
+                return
+            named = _schedule_mistake(got, expected, total, warmup)
+            if named:
+                raise Wrong(named)
+            step = next(
+                s for s, (g, e) in enumerate(zip(got, expected, strict=True)) if not math.isclose(g, e, abs_tol=1e-6)
+            )
+            table = f"got {_table(got)}\nexpected {_table(expected)}" if total <= 12 else ""
+            raise Wrong(f"step {step} of {total} with {warmup} warmup steps: got {got[step]:.6g}, "
+                        f"expected {expected[step]:.6g}\n{table}".rstrip())  # fmt: skip
 
         return case
 
-    return grade(
-        "warmup_cosine",
-        fn,
-        [("10 steps, 3 warmup", run(10, 3)), ("100 steps, 10 warmup", run(100, 10)), ("no warmup", run(7, 0))],
+    return grade("warmup_cosine", fn, [("10 steps, 3 warmup", run(10, 3)), ("100 steps, 10 warmup", run(100, 10)),
+                                        ("no warmup (warmup = 0)", run(7, 0))])  # fmt: skip
+
+
+# ------------------------------------------------------------- one optimizer step
+
+
+def _two_groups(optimizer: str, base_lrs=(0.1, 0.01)):
+    """A stand-in bridge: a 'projector' (2 x 3 weights) and a 'lora' vector (3,), one param group
+    each with its own base rate, and a loss whose gradient norm is far above 1."""
+    g = torch.Generator().manual_seed(0)  # the same start every time; the global generator is left alone
+    projector = torch.nn.Parameter(torch.randn(2, 3, generator=g))
+    lora = torch.nn.Parameter(torch.randn(3, generator=g))
+    groups = [{"name": "projector", "params": [projector], "base_lr": base_lrs[0]},
+              {"name": "lora", "params": [lora], "base_lr": base_lrs[1]}]  # fmt: skip
+    for group in groups:
+        group["lr"] = group["base_lr"]
+    make = torch.optim.SGD if optimizer == "sgd" else torch.optim.AdamW
+    opt = make(groups, lr=1.0) if optimizer == "sgd" else make(groups)
+    target = torch.arange(6.0).reshape(2, 3)
+    loss_fn = lambda: 10 * ((projector - target) ** 2).sum() + 20 * (lora**3).sum()  # noqa: E731
+    return opt, loss_fn, [projector, lora]
+
+
+def _reference_step(opt, loss_fn, factor, clip_norm) -> float:
+    for group in opt.param_groups:
+        group["lr"] = group["base_lr"] * factor
+    loss = loss_fn()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], clip_norm)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return loss.item()
+
+
+def _equal(params, reference) -> bool:
+    return all(
+        torch.allclose(p.detach(), r.detach(), rtol=1e-4, atol=1e-6) for p, r in zip(params, reference, strict=True)
     )
+
+
+def _gradients(loss_fn, params) -> list[torch.Tensor]:
+    return list(torch.autograd.grad(loss_fn(), params))
+
+
+def _step_mistake(moves, params, loss_fn, base_lrs, factor, clip_norm) -> str | None:
+    """Name the mistake from how far each group moved under SGD (a move is lr x gradient there)."""
+    grads = _gradients(loss_fn, params)
+    norm = torch.cat([g.flatten() for g in grads]).norm()
+    scale = min(1.0, clip_norm / (norm.item() + 1e-6))
+    own = [min(1.0, clip_norm / (g.norm().item() + 1e-6)) for g in grads]
+    like = lambda rates, scales: all(
+        torch.allclose(m, r * s * g, rtol=1e-4, atol=1e-7)  # noqa: E731
+        for m, r, s, g in zip(moves, rates, scales, grads, strict=False)
+    )
+    rates = [b * factor for b in base_lrs]
+    if all(m.abs().max() == 0 for m in moves):
+        return "the parameters did not move: backward the loss, then opt.step()"
+    if like(rates, [1.0, 1.0]):
+        return (f"the gradients were not clipped before the step (their norm is {norm:.3g}, clip_norm "
+                f"{clip_norm}): clip_grad_norm_ after backward, before opt.step()")  # fmt: skip
+    if like(rates, own):
+        return ("each group was clipped on its own: clip the norm of all the parameters together, "
+                "one clip_grad_norm_ over both groups")  # fmt: skip
+    if like(base_lrs, [scale, scale]):
+        return "the step used each group's base rate without the schedule's factor: lr = base_lr * factor"
+    for rate in rates:
+        if like([rate, rate], [scale, scale]):
+            return f"both groups stepped with the same rate ({rate:.3g}): each group has its own base_lr"
+    return None
+
+
+def check_train_step(fn) -> bool:
+    """`fn(opt, loss_fn, factor, clip_norm) -> float`: one optimizer step of the bridge. Each param
+    group's lr becomes its own "base_lr" times `factor`; the loss `loss_fn()` is backpropagated;
+    the gradient norm of all the parameters together is clipped to `clip_norm`; the optimizer
+    steps; the gradients are cleared. Returns the loss as a float."""
+    base_lrs = (0.1, 0.01)
+
+    def one_step(case_factor):
+        def case(f):
+            opt, loss_fn, params = _two_groups("sgd", base_lrs)
+            before = [p.detach().clone() for p in params]
+            got = f(opt, loss_fn, case_factor, 1.0)
+            moves = [b - p.detach() for b, p in zip(before, params, strict=False)]
+            ref_opt, ref_loss, ref_params = _two_groups("sgd", base_lrs)
+            expected = _reference_step(ref_opt, ref_loss, case_factor, 1.0)
+            if not _equal(params, ref_params):
+                with torch.no_grad():
+                    for p, b in zip(params, before, strict=False):
+                        p.copy_(b)
+                named = _step_mistake(moves, params, loss_fn, base_lrs, case_factor, 1.0)
+                raise Wrong(named or "the parameters after the step differ from one clipped SGD step "
+                                     f"(projector moved by\n{moves[0]}\nlora by {moves[1]})")  # fmt: skip
+            lrs = [g["lr"] for g in opt.param_groups]
+            if not all(math.isclose(lr, b * case_factor) for lr, b in zip(lrs, base_lrs, strict=False)):
+                raise Wrong(f"after the step the groups' lr are {_table(lrs)}; expected base_lr * factor = "
+                            f"{_table([b * case_factor for b in base_lrs])}: set each group's lr (scaling the "
+                            f"loss or the gradients instead is not the same under AdamW)")  # fmt: skip
+            if any(p.grad is not None and p.grad.abs().max() > 0 for p in params):
+                raise Wrong("gradients were left behind: the next backward would add to them; clear them "
+                            "after the step (opt.zero_grad())")  # fmt: skip
+            if not isinstance(got, (int, float)) or not math.isclose(got, expected, rel_tol=1e-5):
+                raise Wrong(f"return the loss as a float (loss.item()), got {got!r}; expected {expected:.6g}")
+
+        return case
+
+    def twice(f):
+        opt, loss_fn, params = _two_groups("sgd", base_lrs)
+        f(opt, loss_fn, 0.5, 1.0)
+        f(opt, loss_fn, 0.5, 1.0)
+        lrs = [g["lr"] for g in opt.param_groups]
+        if all(math.isclose(lr, b * 0.25) for lr, b in zip(lrs, base_lrs, strict=False)):
+            raise Wrong("the rates compound: a second step at factor 0.5 left lr = base_lr * 0.25. "
+                        "Set lr = base_lr * factor; do not multiply the current lr")  # fmt: skip
+        ref_opt, ref_loss, ref_params = _two_groups("sgd", base_lrs)
+        _reference_step(ref_opt, ref_loss, 0.5, 1.0)
+        _reference_step(ref_opt, ref_loss, 0.5, 1.0)
+        if not _equal(params, ref_params):
+            raise Wrong("two steps in a row differ from two clipped SGD steps: are the gradients of the "
+                        "first step cleared before the second?")  # fmt: skip
+
+    def adamw(f):
+        opt, loss_fn, params = _two_groups("adamw", base_lrs)
+        ref_opt, ref_loss, ref_params = _two_groups("adamw", base_lrs)
+        for factor in (0.2, 1.0, 0.7):
+            f(opt, loss_fn, factor, 1.0)
+            _reference_step(ref_opt, ref_loss, factor, 1.0)
+        for name, p, r in zip(("projector", "lora"), params, ref_params, strict=False):
+            if not torch.allclose(p.detach(), r.detach(), rtol=1e-4, atol=1e-6):
+                raise Wrong(f"after three AdamW steps the {name} group is\n{p.detach()}\nexpected\n{r.detach()}")
+
+    cases = [("one SGD step, factor 0.5", one_step(0.5)), ("one SGD step, factor 1", one_step(1.0)),
+             ("two SGD steps in a row", twice), ("three AdamW steps", adamw)]  # fmt: skip
+    return grade("train_step", fn, cases)
