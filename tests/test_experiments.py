@@ -6,9 +6,11 @@ import pytest
 import torch
 
 from vgpt.course import experiments
-from vgpt.course.experiments import BASE, Settings, labels_by_token_id, run_ablation, settings_with
+from vgpt.course.experiments import BASE, NEUTRAL_COLORS, Settings, labels_by_token_id, run_ablation, settings_with
+from vgpt.course.shape_probe import shape_probe
 from vgpt.loading import load_profile
 from vgpt.prefix import caption_labels, tokenize_captions
+from vgpt.world import shapes
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +108,25 @@ def test_the_shipped_bridge_scored_without_training(parts, tmp_path):
     result = run_ablation("shipped", {"start": "shipped", "epochs": 0, "n_eval": 6}, parts, tmp_path, log=None)
     assert result["step_loss"] == [] and result["val_loss"] < 0.2
     assert result["test"]["exact_match"] >= 4 / 6 and result["test"]["eos_rate"] == 1.0
+
+
+def test_balanced_and_counterfactual_data_keep_held_out_pairs_out():
+    assert NEUTRAL_COLORS == ("red", "yellow", "blue")
+    for data in ("balanced", "counterfactual"):
+        scenes = experiments.training_scenes(settings_with({"data": data, "n_train": 200}))
+        assert len(scenes) == 200 and all(s.split == "train" for s in scenes)
+    balanced = experiments.training_scenes(settings_with({"data": "balanced", "n_train": 200}))
+    assert all(o.color in NEUTRAL_COLORS for s in balanced for o in s.objects)
+
+
+def test_shape_probe_scores_every_layer_for_both_probes_and_caches(parts, tmp_path):
+    result = shape_probe(parts, n_train=90, n_test=12, folder=tmp_path, log=None)
+    assert result["layers"] == list(range(parts.vision.config.num_hidden_layers + 1))
+    for probe in ("all", "neutral"):
+        scores = result[probe]
+        assert len(scores["test"]) == len(scores["compositional"]) == len(result["layers"])
+        assert all(0 <= a <= 1 for a in scores["test"] + scores["compositional"])
+        held_out = {f"{c} {s}" for c, s in shapes.COMPOSITIONAL_PAIRS}
+        assert set(scores["pairs"][str(result["layers"][-1])]) <= held_out
+    assert result["neutral"]["n_train"] < result["all"]["n_train"] == 90
+    assert shape_probe(None, n_train=90, n_test=12, folder=tmp_path) == result  # read back, no models needed

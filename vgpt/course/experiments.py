@@ -51,7 +51,7 @@ class Settings:
     lora_r: int = 16  # rank; alpha = 2 r, so that the update's scale alpha / r stays 2 (stage 05)
     labels: str = "position"  # "position" (stage 03's rule) or "token_id" (-100 wherever id == pad)
     zero_features: bool = False  # every feature replaced by 0: a captioner that cannot see
-    data: str = "plain"  # "plain" training scenes, or "counterfactual": half of them one-word twins
+    data: str = "plain"  # "plain" scenes; "counterfactual": half one-word twins; "balanced": see training_scenes
     start: str = "scratch"  # "scratch" (a new bridge) or "shipped": go on training data/tiny/bridge
     n_train: int = 4000  # training scenes (one caption each)
     epochs: int = 2  # 0: no training, only the scores of the bridge as it starts
@@ -64,7 +64,7 @@ class Settings:
 
     def __post_init__(self):
         choices = {"projector": ("mlp", "linear"), "labels": ("position", "token_id"),
-                   "data": ("plain", "counterfactual"), "schedule": ("warmup_cosine", "constant"),
+                   "data": ("plain", "counterfactual", "balanced"), "schedule": ("warmup_cosine", "constant"),
                    "start": ("scratch", "shipped")}  # fmt: skip
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -150,9 +150,20 @@ def feature_lookup(cache, zero: bool = False):
     return get
 
 
+# colours that training images show with every shape: in scenes of these alone, colour says nothing about shape
+NEUTRAL_COLORS = tuple(c for c in shapes.COLORS if all(c != held for held, _ in shapes.COMPOSITIONAL_PAIRS))
+
+
 def training_scenes(settings: Settings) -> list:
-    """`n_train` training scenes; "counterfactual": half of them replaced by one-word twins of the
-    other half (`shapes.counterfactual`: same split, so never a held-out colour-shape pair)."""
+    """`n_train` training scenes. "counterfactual": half of them replaced by one-word twins of the
+    other half (`shapes.counterfactual`: same split, so never a held-out colour-shape pair).
+    "balanced": only scenes whose objects all have a `NEUTRAL_COLORS` colour."""
+    if settings.data == "balanced":
+        pool = shapes.generate("train", 4 * settings.n_train, seed=settings.seed)
+        scenes = [s for s in pool if all(o.color in NEUTRAL_COLORS for o in s.objects)][: settings.n_train]
+        if len(scenes) < settings.n_train:
+            raise ValueError(f"only {len(scenes)} balanced scenes in a pool of {len(pool)}; ask for fewer")
+        return scenes
     scenes = shapes.generate("train", settings.n_train, seed=settings.seed)
     if settings.data == "plain":
         return scenes

@@ -5,9 +5,10 @@ pair no training image shows be read *linearly* out of the tower's hidden states
       --flatten one layer--> (B, N * Dv) --logistic regression fitted on seen pairs-->
       shape accuracy on seen pairs (test split) and on held-out pairs (compositional split)
 
-If a probe that learned "circle" from red, blue and orange circles cannot find the circle in a
-green one, the features themselves do not carry the shape apart from the colour, and no bridge
-trained on the same pairs can be expected to. Results are cached like notebook 09's runs.
+A probe fitted on every training colour learns what the bridge learns from the same data: green is
+never a circle. A probe fitted only on colours shown with every shape cannot lean on colour. If the
+second finds the circle in a green one where the first does not, the shape is in the features and the
+failure is a shortcut taken from the data. Results are cached like notebook 09's runs.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import torch
 from ..world import shapes
 from ..world.probes import fit_linear_probe
 from ..world.vision import pixel_tensor
-from .experiments import CACHE_VERSION, cached_result, store_result
+from .experiments import CACHE_VERSION, NEUTRAL_COLORS, cached_result, store_result
 
 
 @torch.no_grad()
@@ -42,9 +43,12 @@ def shape_probe(
     """Can the shape of one object be read *linearly* out of each hidden state of the frozen tower,
     when the probe learned only from seen colour-shape pairs?
 
-    Probes are fitted on one-object training scenes and scored on one-object test scenes (seen pairs)
-    and compositional scenes (every object a held-out pair). Returns {"layers": [0..L], "test": [...],
-    "compositional": [...], "pairs": {layer: {"green circle": {"circle": n, "square": n, ...}}}}.
+    Two probes per hidden state, both fitted on one-object training scenes: "all" on every colour (so,
+    as for the bridge, green is never a circle there), "neutral" on the colours that training shows
+    with every shape (`NEUTRAL_COLORS`: colour says nothing about shape). Each is scored on one-object
+    test scenes (seen pairs) and compositional scenes (every object a held-out pair). Returns
+    {"layers": [0..L], "all": {"test": [...], "compositional": [...], "pairs": {layer: {"green circle":
+    {"circle": n, "square": n, "triangle": n}, ...}}}, "neutral": {the same}}.
     """
     settings = {"probe": "shape", "n_train": n_train, "n_test": n_test, "seed": seed, "version": CACHE_VERSION}
     key = "probe-" + hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
@@ -57,21 +61,32 @@ def shape_probe(
     states = {split: hidden_states(parts.vision, scenes, size) for split, scenes in sets.items()}
     label = {split: torch.tensor([shapes.SHAPES.index(s.objects[0].shape) for s in scenes])
              for split, scenes in sets.items()}  # fmt: skip
-    result = {"settings": settings, "layers": list(range(states["train"].shape[1])), "test": [],
-              "compositional": [], "pairs": {}}  # fmt: skip
-    for layer in result["layers"]:
-        torch.manual_seed(seed)
-        predict = fit_linear_probe(states["train"][:, layer].flatten(1), label["train"], len(shapes.SHAPES))
-        for split in ("test", "compositional"):
-            said = predict(states[split][:, layer].flatten(1))
-            result[split].append(float((said == label[split]).float().mean()))
-        tally: dict[str, dict[str, int]] = {}
-        for scene, guess in zip(sets["compositional"], said.tolist(), strict=True):
-            obj = scene.objects[0]
-            row = tally.setdefault(f"{obj.color} {obj.shape}", dict.fromkeys(shapes.SHAPES, 0))
-            row[shapes.SHAPES[guess]] += 1
-        result["pairs"][str(layer)] = tally
+    rows = {
+        "all": torch.arange(n_train),
+        "neutral": torch.tensor([i for i, s in enumerate(sets["train"]) if s.objects[0].color in NEUTRAL_COLORS]),
+    }
+    result = {"settings": settings, "layers": list(range(states["train"].shape[1]))}
+    for probe, train_rows in rows.items():
+        scores = result[probe] = {"test": [], "compositional": [], "pairs": {}, "n_train": len(train_rows)}
+        for layer in result["layers"]:
+            torch.manual_seed(seed)
+            x = states["train"][train_rows, layer].flatten(1)
+            predict = fit_linear_probe(x, label["train"][train_rows], len(shapes.SHAPES))
+            for split in ("test", "compositional"):
+                said = predict(states[split][:, layer].flatten(1))
+                scores[split].append(float((said == label[split]).float().mean()))
+            scores["pairs"][str(layer)] = _tally(sets["compositional"], said.tolist())
     result["seconds"] = round(time.perf_counter() - start, 1)
     (log or (lambda _: None))(f"shape probes on {len(result['layers'])} hidden states in {result['seconds']:.0f} s")
     store_result(path, result)
     return result
+
+
+def _tally(scenes: list, guesses: list[int]) -> dict[str, dict[str, int]]:
+    """Per held-out pair ("green circle"), how often the probe said each shape."""
+    tally: dict[str, dict[str, int]] = {}
+    for scene, guess in zip(scenes, guesses, strict=True):
+        obj = scene.objects[0]
+        row = tally.setdefault(f"{obj.color} {obj.shape}", dict.fromkeys(shapes.SHAPES, 0))
+        row[shapes.SHAPES[guess]] += 1
+    return tally
