@@ -84,6 +84,7 @@ def test_run_ablation_trains_once_then_reads_the_cache(parts, tmp_path):
     first = run_ablation("tiny run", small, parts, tmp_path, log=logged.append)
     assert first["cached"] is False and len(logged) == 1 and "tiny run" in logged[0]
     assert len(first["step_loss"]) == 3  # 48 captions at batch 16
+    assert first["calibration_factor"] > 0
     for split in ("test", "compositional"):
         assert 0 <= first[split]["exact_match"] <= 1 and 0 <= first[split]["eos_rate"] <= 1
     files = list(tmp_path.glob("*.json"))

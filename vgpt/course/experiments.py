@@ -11,6 +11,10 @@ baseline, and a linear probe of the frozen vision tower; every result cached on 
 
 A cell that asks for a run whose file exists reads it back instead of training again, so notebook
 cells can be rerun freely; change any setting and the key, so the file, changes with it.
+
+The repository ships the results of notebook 09's runs in data/tiny/experiments/ (written by this
+module: run the notebook with `RETRAIN = True`, then copy its folder's JSON files there). A run
+found neither in `folder` nor there is trained; `shipped=None` ignores the shipped results.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from .. import features, generate, metrics
 from ..bridge import BridgeConfig
 from ..masks import joint_attention_mask
 from ..model import VisionGPT2
+from ..paths import TINY_DIR
 from ..prefix import caption_labels, concat_prefix
 from ..profiles import TrainConfig
 from ..train import CaptionData, train, validation_loss
@@ -38,6 +43,7 @@ from .notebook import SHIPPED_BRIDGE
 
 CACHE_VERSION = 1  # bump when the way a run is trained or scored changes: old results no longer count
 BASE_TARGETS = ("c_attn", "c_proj", "c_fc", "lm_head")  # the tiny profile's
+SHIPPED_RESULTS = TINY_DIR / "experiments"  # notebook 09's runs, as this module wrote them
 
 
 @dataclass(frozen=True)
@@ -188,10 +194,14 @@ def build_model(parts, settings: Settings) -> VisionGPT2:
 # ------------------------------------------------------------------ one run
 
 
-def cached_result(folder: Path | None, key: str) -> tuple[Path | None, dict | None]:
-    """Where the result with this key lives in `folder`, and the result if it is there."""
+def cached_result(folder: Path | None, key: str, shipped: Path | None = None) -> tuple[Path | None, dict | None]:
+    """Where the result with this key lives in `folder`, and the result if it is there (else the one
+    in `shipped`, marked `"shipped": True`, if that folder has it)."""
     path = folder / f"{key}.json" if folder is not None else None
-    return path, (json.loads(path.read_text()) if path is not None and path.is_file() else None)
+    if path is not None and path.is_file():
+        return path, json.loads(path.read_text())
+    kept = shipped / f"{key}.json" if shipped is not None else None
+    return path, ({**json.loads(kept.read_text()), "shipped": True} if kept is not None and kept.is_file() else None)
 
 
 def store_result(path: Path | None, result: dict) -> None:
@@ -211,17 +221,20 @@ def run_ablation(
     folder: str | Path | None = None,
     base: Settings = BASE,
     log=print,
+    shipped: Path | None = SHIPPED_RESULTS,
 ) -> dict:
-    """Train and score one variant of `base`, or read its result back from `folder`.
+    """Train and score one variant of `base`, or read its result back from `folder` (or from the
+    `shipped` results: then `result["shipped"]` is True).
 
     Returns a dict: name, settings, key, seconds, cached, val_loss (nats per caption token after
-    training), step_loss (per optimizer step), and for "test" and "compositional": exact_match,
+    training), step_loss (per optimizer step), calibration_factor (None when the projector was not
+    calibrated), and for "test" and "compositional": exact_match, held-out shape accuracy,
     eos_rate, accuracy per attribute and up to five wrong captions as (said, truth). `log` (None:
     silent) gets one line per run trained.
     """
     settings = settings_with(changes or {}, base)
     folder = Path(folder) if folder is not None else None
-    path, result = cached_result(folder, settings.key())
+    path, result = cached_result(folder, settings.key(), shipped)
     if result is not None:
         return {**result, "name": name, "cached": True}
     if parts is None:
@@ -234,7 +247,7 @@ def run_ablation(
         f"test {result['test']['exact_match']:.1%} / compositional {result['compositional']['exact_match']:.1%}"
     )
     store_result(path, result)
-    return {**result, "cached": False}
+    return {**result, "cached": False, "shipped": False}
 
 
 def _train_and_score(name: str, settings: Settings, parts, cache_root: Path) -> dict:
@@ -252,11 +265,11 @@ def _train_and_score(name: str, settings: Settings, parts, cache_root: Path) -> 
     def data(scenes, ids, get):
         return CaptionData(list(zip(ids, [s.caption for s in scenes], strict=True)), get)
 
-    model = build_model(parts, settings)
+    model, factor = build_model(parts, settings), None
     if settings.start == "shipped":
         model.load_bridge_weights(SHIPPED_BRIDGE)
-    elif settings.calibrate:
-        model.calibrate_projector(lookup(train_ids[:256]))
+    elif settings.calibrate:  # the factor that brought the projector's output to GPT-2's embedding size
+        factor = model.calibrate_projector(lookup(train_ids[:256]))
     config = TrainConfig(epochs=settings.epochs, batch_size=settings.batch_size, lr_projector=settings.lr,
                          lr_lora=settings.lr, warmup_steps=settings.warmup_steps, schedule=settings.schedule,
                          seed=settings.seed, shared_prefix=False)  # fmt: skip
@@ -270,7 +283,7 @@ def _train_and_score(name: str, settings: Settings, parts, cache_root: Path) -> 
     else:  # epochs=0: score the bridge as it starts (the shipped one, say)
         val_loss = validation_loss(model, val_data, config, torch.device("cpu"), None)
     result = {"name": name, "settings": asdict(settings), "key": settings.key(), "val_loss": val_loss,
-              "step_loss": step_loss}  # fmt: skip
+              "step_loss": step_loss, "calibration_factor": factor}  # fmt: skip
     for split in ("test", "compositional"):
         scenes, ids, get = evals[split]
         texts, ended = generate.generate_captions(model, features=get(ids))

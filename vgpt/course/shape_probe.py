@@ -23,7 +23,7 @@ import torch
 from ..world import shapes
 from ..world.probes import fit_linear_probe
 from ..world.vision import pixel_tensor
-from .experiments import CACHE_VERSION, NEUTRAL_COLORS, cached_result, store_result
+from .experiments import CACHE_VERSION, NEUTRAL_COLORS, SHIPPED_RESULTS, cached_result, store_result
 
 
 @torch.no_grad()
@@ -38,7 +38,13 @@ def hidden_states(tower, scenes: list, image_size: int, batch: int = 256) -> tor
 
 
 def shape_probe(
-    parts, n_train: int = 2000, n_test: int = 300, seed: int = 3, folder: str | Path | None = None, log=print
+    parts,
+    n_train: int = 2000,
+    n_test: int = 300,
+    seed: int = 3,
+    folder: str | Path | None = None,
+    log=print,
+    shipped: Path | None = SHIPPED_RESULTS,
 ) -> dict:
     """Can the shape of one object be read *linearly* out of each hidden state of the frozen tower,
     when the probe learned only from seen colour-shape pairs?
@@ -52,7 +58,7 @@ def shape_probe(
     """
     settings = {"probe": "shape", "n_train": n_train, "n_test": n_test, "seed": seed, "version": CACHE_VERSION}
     key = "probe-" + hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
-    path, result = cached_result(Path(folder) if folder is not None else None, key)
+    path, result = cached_result(Path(folder) if folder is not None else None, key, shipped)
     if result is not None:
         return result
     start, size = time.perf_counter(), parts.profile.model.image_size
