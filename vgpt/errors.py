@@ -8,3 +8,7 @@ transformers') and keeps its traceback.
 
 class UserError(Exception):
     """Bad input, a missing file, an unreachable Hub: the message says what and where."""
+
+
+class UsageError(UserError):
+    """A command-line argument names something that is not there."""

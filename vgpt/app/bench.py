@@ -15,13 +15,9 @@ On a GPU, (b), (c) and generation run under bf16 / fp16 autocast.
 
 from __future__ import annotations
 
-import statistics
-import time
-from dataclasses import dataclass
 from types import SimpleNamespace
 
 import torch
-from torch.utils import flop_counter
 
 from ..bridge import BridgeConfig
 from ..device import autocast, autocast_dtype, pick_device
@@ -29,73 +25,7 @@ from ..generate import greedy
 from ..model import VisionGPT2
 from ..shared_prefix import caption_forward
 from .bench_more import extraction_timings, measured_peak_memory
-
-
-@dataclass
-class Timing:
-    name: str
-    seconds: list[float]  # per run
-    flops: int = 0  # of one run, from the warm-up
-    tokens: int = 0  # generated, for generation runs
-    saved_bytes: int = 0  # tensors kept for the backward pass, in the warm-up run
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.seconds)
-
-
-def _sdpa_flops():
-    """CPU attention kernels the FLOP counter does not know, counted like the GPU ones."""
-    aten = torch.ops.aten
-
-    def forward(q, k, v, *args, out_shape=None, **kw):
-        return flop_counter.sdpa_flop_count(q, k, v)
-
-    def backward(grad, q, k, v, *args, out_shape=None, **kw):
-        return flop_counter.sdpa_backward_flop_count(grad, q, k, v)
-
-    return {
-        aten._scaled_dot_product_flash_attention_for_cpu: forward,
-        aten._scaled_dot_product_flash_attention_for_cpu_backward: backward,
-    }
-
-
-class SavedTensors(torch.autograd.graph.saved_tensors_hooks):
-    """Adds up the bytes autograd keeps for the backward pass (each storage once): the activation
-    memory of a training step, measurable on any device."""
-
-    def __init__(self):
-        self.storages: dict[int, int] = {}
-
-        def pack(t):
-            storage = t.untyped_storage()
-            self.storages[storage.data_ptr()] = storage.nbytes()
-            return t
-
-        super().__init__(pack, lambda t: t)
-
-    @property
-    def total(self) -> int:
-        return sum(self.storages.values())
-
-
-def measure(name: str, run, repeats: int, warmup=None, device=None) -> Timing:
-    """Time `run()` `repeats` times after one warm-up (`warmup()` if given), which is FLOP-counted
-    and whose saved activations are added up."""
-    counter = flop_counter.FlopCounterMode(display=False, custom_mapping=_sdpa_flops())
-    saved = SavedTensors()
-    with counter, saved:
-        (warmup or run)()
-    seconds = []
-    for _ in range(repeats):
-        if device is not None and device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        run()
-        if device is not None and device.type == "cuda":
-            torch.cuda.synchronize()
-        seconds.append(time.perf_counter() - start)
-    return Timing(name, seconds, counter.get_total_flops(), saved_bytes=saved.total)
+from .bench_timing import SavedTensors, Timing, measure
 
 
 def bench_models(profile: str = "seed"):

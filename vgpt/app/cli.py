@@ -2,6 +2,11 @@
 
 Errors a user can fix (bad arguments, missing files, an unreachable Hub) end
 as one line on stderr and a non-zero exit code, not a traceback.
+
+Here: the parser and `main`. The commands' handlers live by job in
+`commands_captioner.py` (demo, train, extract, caption, evaluate),
+`commands_setup.py` (build-tiny, profile) and `commands_classroom.py`;
+bench's, which only picks a benchmark module, stays beside its parser here.
 """
 
 from __future__ import annotations
@@ -12,60 +17,8 @@ import sys
 from pathlib import Path
 
 from ..errors import UserError
-from ..paths import TINY_DIR, repo_relative
-
-
-class UsageError(UserError):
-    """A command-line argument names something that is not there."""
-
-
-def _build_tiny(args) -> int:
-    from ..world import build as tiny
-
-    if args.check:
-        if not (args.out / "manifest.json").is_file():
-            raise UsageError(
-                f"no tiny models at {args.out} (manifest.json missing); build them with `python -m vgpt build-tiny`"
-            )
-        result = tiny.check_tiny(args.out)
-        return 0 if result["passed"] else 1
-    recipe = tiny.TinyRecipe.fast() if args.fast else tiny.TinyRecipe()
-    recipe.seed = args.seed
-    manifest = tiny.build_tiny(args.out, recipe, enforce_gates=not args.fast)
-    print(json.dumps(manifest["quality"], indent=2))
-    return 0
-
-
-def _flat(values: dict, prefix: str = ""):
-    """Nested settings as (dotted name, value) pairs, paths inside the repository made relative."""
-    for key, value in values.items():
-        if isinstance(value, dict) and key != "notes":
-            yield from _flat(value, f"{prefix}{key}.")
-        else:
-            yield f"{prefix}{key}", repo_relative(value) if isinstance(value, str) else value
-
-
-def _profile(args) -> int:
-    from dataclasses import asdict
-
-    from ..loading import resolve_profile
-
-    profile, reason = resolve_profile(args.name)
-    print(f"profile: {profile.name} ({reason})")
-    for key, value in _flat(asdict(profile)):
-        print(f"  {key:<28} {value}")
-    return 0
-
-
-def _demo(args) -> int:
-    from .demo import run_demo
-
-    if args.quick:
-        run_demo(args.out, n_train=2000, n_eval=100, epochs=1, seed=args.seed, cache_root=args.cache)
-    else:
-        run_demo(args.out, n_train=args.train_scenes, epochs=args.epochs, seed=args.seed, cache_root=args.cache)
-    return 0
-
+from ..paths import TINY_DIR
+from . import commands_captioner, commands_classroom, commands_setup
 
 DATA_HELP = (
     "caption data: a folder with Images/ + captions.txt (Kaggle), Flicker8k_Dataset/ + Flickr8k.token.txt "
@@ -73,90 +26,6 @@ DATA_HELP = (
     "a Hub id such as ariG23498/flickr8k, a save_to_disk folder or parquet files "
     '(needs pip install "vgpt[hf]")'
 )
-
-
-def _need(path: Path, what: str) -> Path:
-    if not path.exists():
-        raise UsageError(f"{what} {path} does not exist")
-    return path
-
-
-def _need_data(source: str) -> str:
-    """A caption source: a path that exists here, or an owner/name that may be a Hugging Face Hub id."""
-    from ..hf_data import hf_source_kind
-
-    if not Path(source).exists() and hf_source_kind(source) != "hub":
-        raise UsageError(f"data folder {source} does not exist (nor is it a Hugging Face Hub id, owner/name)")
-    return source
-
-
-def _decoding(args) -> dict:
-    return dict(
-        num_beams=args.beams,
-        do_sample=args.sample,
-        top_p=args.top_p,
-        temperature=args.temperature,
-        max_new_tokens=args.max_tokens,
-        repetition_penalty=args.repetition_penalty,
-    )
-
-
-def _train(args) -> int:
-    from .runs import train_folder
-
-    changes = {
-        k: v for k, v in dict(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed).items() if v is not None
-    }
-    if args.lr is not None:
-        changes.update(lr_projector=args.lr, lr_lora=args.lr)
-    if args.compile:
-        changes["compile"] = True
-    if args.no_shared_prefix:
-        changes["shared_prefix"] = False
-    train_folder(
-        args.profile,
-        _need_data(args.data),
-        args.out,
-        args.cache,
-        resume=args.resume,
-        checkpoint_every=_checkpoint_every(args.checkpoint_every),
-        **changes,
-    )
-    return 0
-
-
-def _checkpoint_every(text: str):
-    """'500' -> every 500 steps; '10min' -> every 10 minutes."""
-    if text.endswith("min") and text[:-3].replace(".", "", 1).isdigit():
-        return text
-    if text.isdigit() and int(text) > 0:
-        return int(text)
-    raise UsageError(f"--checkpoint-every {text!r}: give steps (e.g. 500) or minutes (e.g. 10min)")
-
-
-def _extract(args) -> int:
-    from ..loading import load_profile
-    from .runs import folder_features
-
-    found, cache = folder_features(load_profile(args.profile), _need_data(args.data), args.cache)
-    print(f"features of {len(found.records)} images: {cache.folder} {tuple(cache.array.shape)} fp16")
-    return 0
-
-
-def _caption(args) -> int:
-    from .runs import caption_files
-
-    images = [_need(p, "image") for p in args.images]
-    for path, text in zip(images, caption_files(_need(args.run, "run folder"), images, **_decoding(args))):
-        print(f"{path}: {text}")
-    return 0
-
-
-def _evaluate(args) -> int:
-    from .runs import evaluate_run
-
-    evaluate_run(_need(args.run, "run folder"), _need_data(args.data), args.cache, args.split, **_decoding(args))
-    return 0
 
 
 def _bench(args) -> int:
@@ -177,33 +46,6 @@ def _bench(args) -> int:
         )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
-    return 0
-
-
-def _classroom_release(args) -> int:
-    from ..course.classroom import default_source, release
-
-    written = release(args.source or default_source(), args.out)
-    print(f"released {len(written)} notebooks into {args.out} (solutions stubbed, solutions/ left out)")
-    return 0
-
-
-def _classroom_grade(args) -> int:
-    from ..course.classroom import grade, print_progress, summary, write_csv
-
-    if args.timeout <= 0 or args.startup_timeout <= 0 or args.jobs < 1:
-        raise UsageError("--timeout and --startup-timeout must be positive and --jobs at least 1")
-    rows = grade(
-        args.submissions,
-        args.source,
-        timeout=args.timeout,
-        startup_timeout=args.startup_timeout,
-        jobs=args.jobs,
-        progress=print_progress,
-    )
-    write_csv(rows, args.out)
-    print(summary(rows))
-    print(f"{len(rows)} grades written to {args.out}")
     return 0
 
 
@@ -251,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not build: reload the models in --out offline and re-measure their quality gates",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    p.set_defaults(func=_build_tiny)
+    p.set_defaults(func=commands_setup.build_tiny)
 
     p = sub.add_parser(
         "demo",
@@ -266,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None, help="epochs (default: the tiny profile's)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--quick", action="store_true", help="a small, one-epoch run for smoke tests (about a minute)")
-    p.set_defaults(func=_demo)
+    p.set_defaults(func=commands_captioner.demo)
 
     p = sub.add_parser(
         "train",
@@ -296,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="10min",
         help="mid-epoch checkpoints every N steps (500) or minutes (10min) (default: %(default)s)",
     )
-    p.set_defaults(func=_train)
+    p.set_defaults(func=commands_captioner.train)
 
     p = sub.add_parser(
         "extract",
@@ -306,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="auto", help="auto, seed, seed-plus or tiny (default: %(default)s)")
     p.add_argument("--data", required=True, help=DATA_HELP)
     p.add_argument("--cache", type=Path, default=Path("runs/features"), help="feature cache (default: %(default)s)")
-    p.set_defaults(func=_extract)
+    p.set_defaults(func=commands_captioner.extract)
 
     p = sub.add_parser(
         "caption",
@@ -316,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", type=Path, nargs="+", help="image files")
     p.add_argument("--run", type=Path, required=True, help="run folder (or its bridge/ folder)")
     _add_decoding(p)
-    p.set_defaults(func=_caption)
+    p.set_defaults(func=commands_captioner.caption)
 
     p = sub.add_parser(
         "evaluate",
@@ -328,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=("train", "val", "test"), help="(default: %(default)s)")
     p.add_argument("--cache", type=Path, default=Path("runs/features"), help="feature cache (default: %(default)s)")
     _add_decoding(p)
-    p.set_defaults(func=_evaluate)
+    p.set_defaults(func=commands_captioner.evaluate)
 
     p = sub.add_parser(
         "bench",
@@ -381,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument("out", type=Path, metavar="OUT", help="new (or empty) folder for the student version")
     q.add_argument("--source", type=Path, default=None, help=SOURCE_HELP)
-    q.set_defaults(func=_classroom_release)
+    q.set_defaults(func=commands_classroom.classroom_release)
     q = room.add_parser(
         "grade",
         help="run and grade students' notebooks (not a sandbox)",
@@ -407,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--startup-timeout", type=float, default=180, help="seconds a kernel may take to start (default: %(default)s)"
     )
     q.add_argument("--jobs", type=int, default=1, help="notebooks graded at once (default: %(default)s)")
-    q.set_defaults(func=_classroom_grade)
+    q.set_defaults(func=commands_classroom.classroom_grade)
 
     p = sub.add_parser(
         "profile",
@@ -417,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "name", nargs="?", default=None, help="auto, seed, seed-plus or tiny (default: VGPT_PROFILE or auto)"
     )
-    p.set_defaults(func=_profile)
+    p.set_defaults(func=commands_setup.show_profile)
     return parser
 
 
