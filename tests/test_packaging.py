@@ -35,6 +35,6 @@ def test_ci_runs_the_readme_test_command():
     commands = [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
     assert len(commands) == 2, commands
     assert commands[1].strip() in ci
-    assert re.search(r"pip install .*torch==", ci)  # the CPU wheel first, as the README says
+    assert "download.pytorch.org/whl/cpu" in commands[0]  # a laptop gets the CPU wheel, not the 6 GB CUDA build
     install = commands[0].split("&&")[0].strip()  # pip install -e ".[dev]"
     assert install.split("pip install", 1)[1].strip() in ci
