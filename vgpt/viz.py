@@ -15,7 +15,13 @@ def _plt():
     return plt
 
 
-def loss_curve(history: dict, path: str | Path | None = None, smooth: int = 20, floor: float | None = None):
+def loss_curve(
+    history: dict,
+    path: str | Path | None = None,
+    smooth: int = 20,
+    floor: float | None = None,
+    title: str | None = None,
+):
     """Training loss per step (raw and smoothed) and validation loss per epoch; `floor`, where given,
     is the blind floor (`course.notebook.blind_floor`): the loss of a captioner that ignores the image."""
     plt = _plt()
@@ -38,6 +44,8 @@ def loss_curve(history: dict, path: str | Path | None = None, smooth: int = 20, 
         ax.axhline(floor, color="gray", ls="--", lw=1, label=f"blind floor (no image): {floor:.3f}")
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss (nats / caption token)")
+    if title:
+        ax.set_title(title)
     ax.legend()
     fig.tight_layout()
     if path:
@@ -52,9 +60,10 @@ def caption_grid(
     references: list[str] | None = None,
     path: str | Path | None = None,
     columns: int = 4,
+    title: str | None = None,
 ):
     """Images with their predicted caption (green where it equals the reference, red where not, with
-    a key to the colours under the grid)."""
+    a key to the colours under the grid), and `title`, where given, above the grid."""
     plt = _plt()
     rows = -(-len(images) // columns)
     # constrained layout leaves room for titles of up to three lines above square images
@@ -73,6 +82,8 @@ def caption_grid(
         key = [Patch(color="darkgreen", label="green: the caption equals the reference"),
                Patch(color="firebrick", label="red: it differs (the reference, 'truth', below it)")]  # fmt: skip
         fig.legend(handles=key, loc="outside lower center", ncol=2, fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title)
     if path:
         fig.savefig(path, dpi=120)
         plt.close(fig)
