@@ -98,6 +98,35 @@ def test_run_ablation_trains_once_then_reads_the_cache(parts, tmp_path):
         run_ablation("new settings", {**small, "lora_r": 2}, None, tmp_path)
 
 
+def test_shipped_results_are_read_when_the_folder_lacks_them_and_never_written_back(tmp_path):
+    shipped, mine = tmp_path / "shipped", tmp_path / "mine"
+    key = settings_with({"lora_r": 4}).key()
+    shipped.mkdir()
+    (shipped / f"{key}.json").write_text(json.dumps({"val_loss": 0.5, "settings": {}}))
+    result = run_ablation("rank 4", {"lora_r": 4}, None, mine, shipped=shipped)
+    assert result["shipped"] is True and result["cached"] is True and result["val_loss"] == 0.5
+    assert not mine.exists()  # a shipped result is not copied into the learner's folder
+    (mine / f"{key}.json").parent.mkdir()
+    (mine / f"{key}.json").write_text(json.dumps({"val_loss": 0.25}))  # the learner's own run wins
+    assert run_ablation("rank 4", {"lora_r": 4}, None, mine, shipped=shipped)["val_loss"] == 0.25
+    with pytest.raises(ValueError, match="no cached result"):  # shipped=None: train, and no models given
+        run_ablation("rank 4", {"lora_r": 4}, None, tmp_path / "empty", shipped=None)
+
+
+def test_every_shipped_result_is_filed_under_the_key_of_its_settings():
+    """A shipped result is found only by its settings: a file under another name would never be read."""
+    shipped = sorted(experiments.SHIPPED_RESULTS.glob("*.json"))
+    assert len(shipped) >= 15
+    for path in shipped:
+        result = json.loads(path.read_text())
+        if path.name.startswith("probe-"):
+            continue
+        assert (
+            path.stem
+            == Settings(**{**result["settings"], "lora_targets": tuple(result["settings"]["lora_targets"])}).key()
+        )
+
+
 def test_zeroed_features_reach_the_model_as_zeros():
     cache = type("Cache", (), {"get": lambda self, ids: torch.ones(len(ids), 17, 128, dtype=torch.float16)})()
     assert experiments.feature_lookup(cache, zero=True)(["a", "b"]).abs().sum() == 0

@@ -24,6 +24,7 @@ STAGES = [
     "06_training",
     "07_generation",
     "08_evaluation_and_demo",
+    "09_experiments",
 ]
 
 
@@ -86,8 +87,8 @@ def test_notebook_is_committed_executed_and_stripped(path):
     assert any("nbval-check-output" in c.get("metadata", {}).get("tags", []) for c in code), "no compared cell"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_ends_with_an_exercise_and_its_checker(path):
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.name[:2] != "09"], ids=lambda p: p.stem)
+def test_notebook_ends_with_an_exercise_and_its_checker(path):  # 09 has experiments to run instead
     code = [c for c in load(path)["cells"] if c["cell_type"] == "code"]
     exercises = [i for i, c in enumerate(code) if "exercise" in c.get("metadata", {}).get("tags", [])]
     assert exercises, "no exercise cell (a code cell tagged 'exercise')"
