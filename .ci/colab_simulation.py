@@ -146,6 +146,7 @@ def _script(name: str):
     """A module of .ci/ (not a package): its functions, without running it."""
     spec = importlib.util.spec_from_file_location(name, ROOT / ".ci" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there (Python 3.11)
     spec.loader.exec_module(module)
     return module
 

@@ -144,6 +144,7 @@ SEED_OPT_IN = "VGPT_COLAB_SEED"
 def load_simulation():
     spec = importlib.util.spec_from_file_location("colab_simulation", SIMULATION)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there (Python 3.11)
     spec.loader.exec_module(module)
     return module
 

@@ -6,6 +6,7 @@
 import importlib.util
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,7 @@ def bootstrap_script():
     """.ci/notebook_bootstrap.py, which writes cells 1 and 2 of every notebook."""
     spec = importlib.util.spec_from_file_location("notebook_bootstrap", ROOT / ".ci" / "notebook_bootstrap.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there (Python 3.11)
     spec.loader.exec_module(module)
     return module
 
