@@ -108,7 +108,9 @@ class CaptionDemo:
         self.upload = w.FileUpload(accept="image/*", multiple=False, description="or upload")
         self.mode = w.ToggleButtons(options=["greedy", "beam search", "sampling"], description="decoding")
         self.beams = w.IntSlider(value=3, min=2, max=8, description="beams")
-        self.temperature = w.FloatSlider(value=1.0, min=0.1, max=3.0, step=0.1, description="temperature")
+        self.temperature = w.FloatSlider(
+            value=1.0, min=0.1, max=3.0, step=0.1, description="temperature", style={"description_width": "initial"}
+        )  # the label in full, not cut to the default width
         self.button = w.Button(description="Caption", button_style="primary")
         self.message = w.HTML()
         self.caption = w.HTML()  # the caption as text, besides its picture: to read, copy or check
