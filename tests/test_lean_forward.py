@@ -1,0 +1,56 @@
+"""The lean training forward (head on caption slots only, fused GELU) equals the plain one: loss and
+gradients."""
+
+import pytest
+import torch
+
+from vgpt import loading
+from vgpt.lean_forward import caption_tokens_forward, fuse_gelu
+from vgpt.model import VisionGPT2
+from vgpt.prefix import tokenize_captions
+
+CAPTIONS = ["a red circle", "a big blue square above a small green triangle", "two", "a small yellow triangle"]
+
+
+@pytest.fixture
+def model(randomize_lora):
+    torch.manual_seed(0)
+    built = VisionGPT2.from_parts(loading.load_profile("tiny", verbose=False)).eval()
+    return randomize_lora(built, seed=0, scale=0.02)  # LoRA B nonzero: every trainable tensor has a gradient
+
+
+def gradients(model, loss):
+    model.zero_grad()
+    loss.backward()
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def test_lean_loss_and_gradients_equal_the_plain_ones(model):
+    features = torch.randn(4, 17, 128) * 3
+    ids, mask = tokenize_captions(model.tokenizer, CAPTIONS, 24)
+    assert len(set(mask.sum(1).tolist())) >= 3  # captions of different lengths: padding is masked
+    plain = model(ids, mask, features=features)
+    g_plain = gradients(model, plain.loss)
+    assert fuse_gelu(model.lm) == 4  # one per GPT-2 block
+    lean = caption_tokens_forward(model, ids, mask, features)
+    n = features.shape[1]
+    real = mask.bool()  # padding slots' logits may differ
+    torch.testing.assert_close(lean.logits[real], plain.logits[:, n - 1 : -1][real], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(lean.loss, plain.loss, atol=1e-6, rtol=1e-6)
+    g_lean = gradients(model, lean.loss)
+    assert len(g_plain) == len(list(model.trainable_parameters())) > 20
+    for name, g in g_plain.items():
+        assert g.abs().max() > 0, name
+        torch.testing.assert_close(g_lean[name], g, atol=1e-6, rtol=1e-4, msg=name)
+
+
+def test_the_comparison_can_fail(model):
+    """Negative control: the head one slot late (each slot predicting its own token) gives another loss."""
+    features = torch.randn(4, 17, 128) * 3
+    ids, mask = tokenize_captions(model.tokenizer, CAPTIONS, 24)
+    with torch.no_grad():
+        plain = model(ids, mask, features=features)
+        late = torch.nn.functional.cross_entropy(
+            plain.logits[:, 17:].flatten(0, 1), ids.masked_fill(mask == 0, -100).flatten()
+        )
+    assert abs(late.item() - plain.loss.item()) > 1e-2
