@@ -1,5 +1,5 @@
 """The lean training forward (head on caption slots only, fused GELU) equals the plain one: loss and
-gradients."""
+gradients; and the demo benchmark compares the profile's recipe with the demo's in a quick mode."""
 
 import pytest
 import torch
@@ -54,3 +54,14 @@ def test_the_comparison_can_fail(model):
             plain.logits[:, 17:].flatten(0, 1), ids.masked_fill(mask == 0, -100).flatten()
         )
     assert abs(late.item() - plain.loss.item()) > 1e-2
+
+
+def test_demo_bench_quick_prints_a_ratio(tmp_path):
+    from vgpt.app.bench_demo import run_demo_bench
+
+    lines = []
+    figures = run_demo_bench(n_train=64, n_eval=8, cache_root=tmp_path / "features", log=lines.append)
+    assert figures["profile"]["steps"] == 7 and figures["fast"]["steps"] == 4  # one batch an epoch
+    assert figures["fast"]["lean_forward"] and not figures["profile"]["lean_forward"]
+    assert 0 < figures["ratio"] == figures["fast"]["seconds"] / figures["profile"]["seconds"]
+    assert lines[-1].startswith("ratio fast / profile: ")
