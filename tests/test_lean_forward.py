@@ -64,4 +64,25 @@ def test_demo_bench_quick_prints_a_ratio(tmp_path):
     assert figures["profile"]["steps"] == 7 and figures["fast"]["steps"] == 4  # one batch an epoch
     assert figures["fast"]["lean_forward"] and not figures["profile"]["lean_forward"]
     assert 0 < figures["ratio"] == figures["fast"]["seconds"] / figures["profile"]["seconds"]
+    assert figures["profile"]["threads"] == figures["fast"]["threads"] == 1  # pinned, not by the load
     assert lines[-1].startswith("ratio fast / profile: ")
+
+
+def test_training_with_the_lean_forward_takes_the_same_steps():
+    """Through `train()` (fused GELU swapped in, validation loss too): the same losses, step by step."""
+    from vgpt.train import CaptionData, TrainConfig, train
+
+    g = torch.Generator().manual_seed(0)
+    table = {f"img{i}": torch.randn(17, 128, generator=g) * 3 for i in range(8)}
+    pairs = [(f"img{i % 8}", CAPTIONS[i % 4]) for i in range(32)]
+    data = CaptionData(pairs, lambda images: torch.stack([table[i] for i in images]))
+    config = TrainConfig(epochs=2, batch_size=8, lr_projector=2e-3, lr_lora=2e-3, warmup_steps=2, shared_prefix=False)
+    runs = []
+    for lean in (False, True):
+        torch.manual_seed(0)
+        model = VisionGPT2.from_parts(loading.load_profile("tiny", verbose=False))
+        history = train(model, data, config.with_(lean_forward=lean), val_data=data, progress=False)
+        runs.append([*history["step_loss"], *(e["val_loss"] for e in history["epochs"])])
+    assert len(runs[0]) == 10
+    assert runs[1] == pytest.approx(runs[0], rel=1e-4)
+    assert runs[0][-1] < runs[0][0]  # it trains: the comparison is not of two constants
