@@ -105,5 +105,7 @@ def finished_run(run_dir: str | Path | None, config) -> bool:
     if state is None or not state.is_file():
         return False
     saved = json.loads(state.read_text())
-    same_config = saved.get("config") == json.loads(json.dumps(asdict(config)))  # as JSON stores it
+    # a field added to the config since the run was saved counts as its default (the recipe then)
+    saved_config = saved.get("config") and {**asdict(type(config)()), **saved["config"]}
+    same_config = saved_config == json.loads(json.dumps(asdict(config)))  # as JSON stores it
     return same_config and saved.get("epoch") == config.epochs and saved.get("batch") == 0

@@ -76,6 +76,9 @@ class TrainConfig(_Replaceable):
     # torch.compile GPT-2's transformer body: faster steps on a GPU after a compile of a minute
     # or so; recompiles for new caption lengths, so it pays off on long runs only
     compile: bool = False
+    # the head only on caption slots and a fused GELU (see lean_forward.py): the same loss, less work;
+    # off by default, so that a step by hand (notebook 06) equals a step of train() bit for bit
+    lean_forward: bool = False
 
     def __post_init__(self):
         if self.schedule not in ("constant", "warmup_cosine"):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import torch
 
+from .lean_forward import caption_tokens_forward
 from .masks import joint_attention_mask
 from .prefix import caption_labels
 
@@ -56,10 +57,20 @@ def shared_prefix_forward(
 
 
 def caption_forward(
-    model, input_ids: torch.Tensor, text_mask: torch.Tensor, owner: torch.Tensor, features: torch.Tensor, shared: bool
+    model,
+    input_ids: torch.Tensor,
+    text_mask: torch.Tensor,
+    owner: torch.Tensor,
+    features: torch.Tensor,
+    shared: bool,
+    lean: bool = False,
 ):
     """Captions and the features of their I distinct images (`owner` maps captions to images), run
-    either with one shared prefix pass per image or the plain way, one caption per sequence."""
+    either with one shared prefix pass per image or one caption per sequence: the plain way, or
+    with `lean` the head on caption slots only (`lean_forward.py`)."""
     if shared:
         return shared_prefix_forward(model, input_ids, text_mask, owner, features=features)
-    return model(input_ids, text_mask, features=features[owner.to(features.device)])
+    features = features[owner.to(features.device)]
+    if lean:
+        return caption_tokens_forward(model, input_ids, text_mask, features)
+    return model(input_ids, text_mask, features=features)

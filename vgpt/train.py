@@ -26,6 +26,7 @@ import torch
 from . import distributed
 from .checkpoint import CHECKPOINT, Checkpointer, load_checkpoint
 from .device import autocast, autocast_dtype, grad_scaler, pick_device, use_cpu_threads
+from .lean_forward import fuse_gelu
 from .prefix import tokenize_captions
 from .profiles import TrainConfig
 from .progress import progress
@@ -87,12 +88,12 @@ def uses_shared_prefix(data: CaptionData, config: TrainConfig) -> bool:
 class CaptionLoss(torch.nn.Module):
     """The loss of a batch as a module, so that DistributedDataParallel can wrap it (several processes)."""
 
-    def __init__(self, model):
+    def __init__(self, model, lean: bool = False):
         super().__init__()
-        self.model = model
+        self.model, self.lean = model, lean
 
     def forward(self, ids, mask, owner, features, shared: bool):
-        return caption_forward(self.model, ids, mask, owner, features, shared).loss
+        return caption_forward(self.model, ids, mask, owner, features, shared, self.lean).loss
 
 
 def batch_loss(model, chunk: Sequence[tuple[str, str]], data: CaptionData, device, shared: bool, loss_fn=None):
@@ -142,11 +143,12 @@ def validation_loss(model, data: CaptionData, config: TrainConfig, device, dtype
     model.eval()
     total, count = 0.0, 0
     shared = uses_shared_prefix(data, config)
+    loss_fn = CaptionLoss(model, config.lean_forward)
     pairs = [data.pairs[i] for i in caption_order(data.pairs, 0, 0, has_groups(data))]
     size = config.batch_size * 4
     for start in range(0, len(pairs), size):
         with autocast(device, dtype):
-            loss, tokens = batch_loss(model, pairs[start : start + size], data, device, shared)
+            loss, tokens = batch_loss(model, pairs[start : start + size], data, device, shared, loss_fn)
         total, count = total + float(loss) * tokens, count + tokens
     return total / max(count, 1)
 
@@ -190,7 +192,9 @@ class _Run:
         model.to(self.device)
         if config.compile:
             model.lm.get_base_model().transformer.compile()  # in place; LoRA layers are inside
-        self.loss_fn = CaptionLoss(model)
+        if config.lean_forward:
+            fuse_gelu(model.lm)  # in place, and kept after training: the same function, one kernel
+        self.loss_fn = CaptionLoss(model, config.lean_forward)
         if distributed.world_size() > 1:  # torchrun: gradients averaged across ranks in backward
             ids = [self.device] if self.device.type == "cuda" else None
             self.loss_fn = torch.nn.parallel.DistributedDataParallel(self.loss_fn, device_ids=ids)

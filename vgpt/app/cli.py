@@ -32,7 +32,11 @@ def _bench(args) -> int:
     from .bench import run_bench
     from .bench_threads import run_thread_bench
 
-    if args.under_load:
+    if args.demo:
+        from .bench_demo import run_demo_bench
+
+        figures = run_demo_bench(n_train=args.demo_scenes)
+    elif args.under_load:
         figures = run_thread_bench(args.profile or "tiny", steps=args.steps, rounds=args.repeats)
     else:
         figures = run_bench(
@@ -105,9 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder (default: %(default)s)")
     p.add_argument("--cache", type=Path, default=Path("runs/features"), help="feature cache (default: %(default)s)")
     p.add_argument("--train-scenes", type=int, default=20_000, help="training scenes (default: %(default)s)")
-    p.add_argument("--epochs", type=int, default=None, help="epochs (default: the tiny profile's)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default: the recipe's)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--quick", action="store_true", help="a small, one-epoch run for smoke tests (about a minute)")
+    p.add_argument("--recipe", default="fast", choices=("fast", "profile"),
+                   help="fast: fewer epochs, lean forward (the default); profile: the tiny profile's own")  # fmt: skip
     p.set_defaults(func=commands_captioner.demo)
 
     p = sub.add_parser(
@@ -205,6 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
         "process (--repeats rounds of --steps steps)",
     )
     p.add_argument("--steps", type=int, default=10, help="timed steps a round, --under-load (default: %(default)s)")
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="instead: the whole demo with the tiny profile's recipe, then the demo's fast one; the ratio",
+    )
+    p.add_argument("--demo-scenes", type=int, default=20_000, help="training scenes, --demo (default: %(default)s)")
     p.set_defaults(func=_bench)
 
     p = sub.add_parser(

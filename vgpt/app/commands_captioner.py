@@ -12,10 +12,10 @@ from ..errors import UsageError
 def demo(args) -> int:
     from .demo import run_demo
 
+    size = dict(n_train=args.train_scenes, epochs=args.epochs)
     if args.quick:
-        run_demo(args.out, n_train=2000, n_eval=100, epochs=1, seed=args.seed, cache_root=args.cache)
-    else:
-        run_demo(args.out, n_train=args.train_scenes, epochs=args.epochs, seed=args.seed, cache_root=args.cache)
+        size = dict(n_train=2000, n_eval=100, epochs=1)
+    run_demo(args.out, seed=args.seed, cache_root=args.cache, recipe=args.recipe, **size)
     return 0
 
 
