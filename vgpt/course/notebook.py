@@ -23,7 +23,7 @@ from . import colab
 
 REPO_RUNS = REPO_ROOT / "runs" / "notebooks"
 SEED_DATA = "ariG23498/flickr8k"  # the seed recipe's Flickr8k on the Hugging Face Hub, one caption per row
-SHIPPED_BRIDGE = TINY_DIR / "bridge"  # made by `python -m vgpt demo`, for notebooks 07 and 08
+SHIPPED_BRIDGE = TINY_DIR / "bridge"  # made by `python -m vgpt demo --recipe profile`, for notebooks 07-09
 
 
 def seed_data(work: Path) -> str | Path:
@@ -159,7 +159,7 @@ def examples(profile, n: int = 8, split: str = "test", seed: int = 0) -> tuple[l
 
 def load_trained(parts, mine: bool | None = None):
     """A trained captioner: the bridge notebook 06 wrote (`mine=True`, the default off `tiny`), or on
-    `tiny` the shipped one, trained by the full `python -m vgpt demo` run (the default there).
+    `tiny` the shipped one, trained by `python -m vgpt demo --recipe profile` (the tiny profile's 7 epochs).
 
     Where notebook 06 has not run (on Colab: another machine, whose work was not kept on Drive), it
     says so and trains a quick bridge in place, once (`quick_bridge.py`); later calls find that one.
