@@ -1,7 +1,7 @@
 """The notebooks under nbval beside busy processes: they must pass, within LIMIT times their idle time.
 
     python .ci/notebooks_under_load.py                       # runs them alone first, then beside
-    python .ci/notebooks_under_load.py --reference suite.xml # idle time from a run's JUnit XML
+    python .ci/notebooks_under_load.py --reference alone.xml # idle time from an earlier run's JUnit XML
 
 A notebook whose outcome depends on timing (nbval allows 5 s for each output
 message after a cell ends), or whose speed collapses when another program
@@ -9,8 +9,9 @@ takes a core (two OpenMP threads spinning while one waits for the scheduler:
 a training step 25x slower), passes on an idle CI machine and fails on a
 student's laptop. Here it fails first. The busy processes are `python -c
 'while True: pass'`, one per two CPUs (one on a 2-core machine), for the whole
-run. Times are the sums of the notebook cells' durations in pytest's JUnit XML,
-so the reference can come from the full suite's run (`.ci/run` does that).
+run. Times are the sums of the notebook cells' durations in pytest's JUnit XML.
+Both runs start from an empty work folder: the full suite's own nbval run is no
+reference, because the tests before it leave notebook 06's bridge behind.
 """
 
 from __future__ import annotations
@@ -42,9 +43,13 @@ def notebook_seconds(junit_xml: Path) -> float:
 
 def run_notebooks(junit_xml: Path, timeout: float | None = None) -> int:
     """`python -m pytest notebooks` (nbval, settings from pyproject.toml); its exit status, or 124
-    when it ran past `timeout` seconds (then it is interrupted, so that nbval shuts its kernels down)."""
+    when it ran past `timeout` seconds (then it is interrupted, so that nbval shuts its kernels down).
+
+    Each run gets an empty work folder of its own (VGPT_RUNS, beside the report): a run that found
+    the bridge notebook 06 trained in an earlier one would skip the training, and look fast."""
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit_xml}", "notebooks"]
     env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}  # this run's report, not the suite's
+    env["VGPT_RUNS"] = str(junit_xml.with_suffix(".runs"))
     pytest = subprocess.Popen(command, cwd=ROOT, env=env)
     try:
         return pytest.wait(timeout=timeout)
@@ -60,7 +65,9 @@ def run_notebooks(junit_xml: Path, timeout: float | None = None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reference", type=Path, help="JUnit XML of a run of the notebooks alone (default: run them)")
+    parser.add_argument(
+        "--reference", type=Path, help="JUnit XML of the notebooks run alone, empty work folder (default: run them)"
+    )
     parser.add_argument("--limit", type=float, default=2.0, help="loaded time / idle time at most (default: 2.0)")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
