@@ -1,11 +1,7 @@
 """The install files agree with each other and with the README."""
 
 import re
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
+import tomllib
 from pathlib import Path
 
 import yaml
