@@ -29,7 +29,7 @@ committed once it has run; tests/test_notebooks.py checks that). Runs, each note
     tiny        no Drive (the keep-work cell as committed); 07 and 08 take the shipped bridge
     seed        Drive on (the user's edit: on_drive=True), with the Hugging Face downloads already on
                 it; 06 leaves its bridge there for 07 and 08
-    seed-quick  07 alone, no Drive: no bridge from 06, so it trains the quick bridge in place
+    seed-quick  08 alone, no Drive: no bridge from 06, so it trains the quick bridge in place
 """
 
 from __future__ import annotations
@@ -266,7 +266,7 @@ def _children_cpu() -> float:
 RUNS = {  # run -> (profile, Drive on, the notebooks it runs, or None for all)
     "tiny": ("tiny", False, None),
     "seed": ("seed", True, None),
-    "seed-quick": ("seed", False, ["07_generation"]),
+    "seed-quick": ("seed", False, ["08_evaluation_and_demo"]),
 }
 
 
@@ -305,7 +305,7 @@ def simulate(root: Path, runs: list[str], only: list[str] | None = None, env: di
 def table(machine: Machine) -> str:
     """Markdown: one row per notebook, wall and CPU seconds per run."""
     runs = list(dict.fromkeys(run for run, *_ in machine.times))
-    stems = list(dict.fromkeys(stem for _, stem, *_ in machine.times))
+    stems = sorted(dict.fromkeys(stem for _, stem, *_ in machine.times), key=lambda s: (s[0].isdigit(), s))
     cell = {(run, stem): (wall, cpu, status) for run, stem, wall, cpu, status in machine.times}
     head = " | ".join(f"{run} wall s | {run} CPU s" for run in runs)
     lines = [f"| notebook | {head} |", "|---" * (2 * len(runs) + 1) + "|"]

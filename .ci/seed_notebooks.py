@@ -1,6 +1,6 @@
 """Run every notebook on the `seed` profile without the Hub: a developer's check, not part of CI.
 
-    python .ci/seed_notebooks.py [WORKDIR]      # about 5 minutes on 2 CPU cores, 2 GB of disk
+    python .ci/seed_notebooks.py [WORKDIR]      # about 20 minutes on 2 CPU cores, 2 GB of disk
 
 It writes a stand-in Hugging Face cache into WORKDIR (default /tmp/vgpt-seed):
 the seed's architectures with random weights (CLIP ViT-L/14 vision tower,
