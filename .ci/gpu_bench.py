@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-import vgpt.app.bench as bench
-import vgpt.app.bench_more as bench_more
+import vgpt.bench.extraction as bench_more
+import vgpt.bench.speed as bench
 import vgpt.features as features
 
 

@@ -26,8 +26,8 @@ import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from vgpt.app.bench_threads import busy_process
-from vgpt.device import cores
+from vgpt.bench.threads import busy_process
+from vgpt.scale.threads import cores
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -28,10 +28,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def stand_in_hub(hub: Path) -> None:
     from transformers import CLIPImageProcessor
 
-    from vgpt.loading import build_seed_random, gpt2_tokenizer
-    from vgpt.profiles import SEED
+    from vgpt.config import SEED
+    from vgpt.scale.standins import gpt2_tokenizer, seed_architectures
 
-    vision, lm = build_seed_random()
+    vision, lm = seed_architectures()
     for repo, model in ((SEED.model.vision_model, vision), (SEED.model.language_model, lm)):
         root = hub / ("models--" + repo.replace("/", "--"))
         snapshot = root / "snapshots" / ("0" * 40)

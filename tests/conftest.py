@@ -8,9 +8,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach for the Hub
 @pytest.fixture(scope="session")
 def seed_random():
     """The seed's full-size architectures with random weights (built once per run)."""
-    from vgpt import loading
+    from vgpt.scale.standins import seed_architectures
 
-    return loading.build_seed_random()
+    return seed_architectures()
 
 
 @pytest.fixture(scope="session")

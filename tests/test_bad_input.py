@@ -22,9 +22,11 @@ import torch
 from PIL import Image
 
 from vgpt import features, loading
-from vgpt.data import DataError, load_captions, open_image
+from vgpt.data import DataError, open_image
 from vgpt.features import CacheError, FeatureCache, build_cache, processor_pixels
+from vgpt.files import new_folder
 from vgpt.prefix import tokenize_captions
+from vgpt.scale.sources import load_captions
 from vgpt.world import shapes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,7 +106,7 @@ def test_exif_rotated_photo_is_seen_upright(tmp_path):
 
 
 def test_unreadable_image_in_a_data_set_is_a_counted_skip(parts, tmp_path):
-    from vgpt.app.runs import folder_features
+    from vgpt.scale.runs import folder_features
 
     folder = shapes.write_flickr_layout(shapes.generate("train", 6, seed=1), tmp_path / "d")
     (folder / "Images" / "scene_00002.png").write_bytes(b"not a png at all")
@@ -160,12 +162,12 @@ def _items(n=4):
 
 def test_half_written_cache_is_detected_and_rebuilt(parts, tmp_path):
     to_pixels = processor_pixels(parts.image_processor)
-    cache = build_cache(parts.vision, _items(), to_pixels, tmp_path, image_size=64)
+    cache = build_cache(parts.vision, _items(), to_pixels, tmp_path, parts.profile.model)
     good = cache.get(["s1"]).clone()
     (cache.folder / "meta.json").unlink()  # killed before the last file
     (cache.folder / "features.npy").write_bytes((cache.folder / "features.npy").read_bytes()[:200])
     (tmp_path / f".{cache.folder.name}.partial").mkdir()  # and a leftover work folder
-    rebuilt = build_cache(parts.vision, _items(), to_pixels, tmp_path, image_size=64)
+    rebuilt = build_cache(parts.vision, _items(), to_pixels, tmp_path, parts.profile.model)
     assert torch.equal(rebuilt.get(["s1"]), good)
     assert not (tmp_path / f".{cache.folder.name}.partial").exists()
     with pytest.raises(CacheError, match="not a complete feature cache"):
@@ -174,13 +176,13 @@ def test_half_written_cache_is_detected_and_rebuilt(parts, tmp_path):
 
 def test_cache_for_another_tower_is_not_reused(parts, tmp_path):
     to_pixels = processor_pixels(parts.image_processor)
-    first = build_cache(parts.vision, _items(), to_pixels, tmp_path, image_size=64)
+    first = build_cache(parts.vision, _items(), to_pixels, tmp_path, parts.profile.model)
     import copy
 
     other = copy.deepcopy(parts.vision)
     with torch.no_grad():
         other.embeddings.patch_embedding.weight.mul_(1.5)
-    second = build_cache(other, _items(), to_pixels, tmp_path, image_size=64)
+    second = build_cache(other, _items(), to_pixels, tmp_path, parts.profile.model)
     assert second.folder != first.folder and not torch.equal(second.get(["s0"]), first.get(["s0"]))
 
 
@@ -188,7 +190,9 @@ def test_unwritable_cache_folder_is_a_clear_error(parts, tmp_path, monkeypatch):
     blocker = tmp_path / "a-file"
     blocker.write_text("in the way")
     with pytest.raises(CacheError, match="a-file.*cannot write the feature cache here.*pass another cache folder"):
-        build_cache(parts.vision, _items(), processor_pixels(parts.image_processor), blocker / "cache", image_size=64)
+        build_cache(
+            parts.vision, _items(), processor_pixels(parts.image_processor), blocker / "cache", parts.profile.model
+        )
     readonly = tmp_path / "ro"
     readonly.mkdir()
     readonly.chmod(0o500)
@@ -202,7 +206,7 @@ def test_unwritable_cache_folder_is_a_clear_error(parts, tmp_path, monkeypatch):
 
         monkeypatch.setattr(Path, "mkdir", refuse)
     with pytest.raises(CacheError, match="ro: cannot write the feature cache here.*Permission"):
-        build_cache(parts.vision, _items(), processor_pixels(parts.image_processor), readonly, image_size=64)
+        build_cache(parts.vision, _items(), processor_pixels(parts.image_processor), readonly, parts.profile.model)
 
 
 def test_cli_reports_an_unwritable_cache_in_one_line(tmp_path):
@@ -258,17 +262,18 @@ def test_killed_training_resumes_and_loses_no_finished_epoch(tmp_path):
 
 
 def test_half_written_checkpoint_never_replaces_a_good_one(tmp_path):
-    from vgpt.paths import swap_into_place
 
     good = tmp_path / "checkpoint"
     good.mkdir()
     (good / "trainer_state.json").write_text('{"epoch": 2}')
-    work = tmp_path / "checkpoint.partial"
-    work.mkdir()
-    (work / "trainer_state.json").write_text('{"epoch": 3}')
-    swap_into_place(work, good)
+    with pytest.raises(OSError), new_folder(good) as work:  # a crash halfway through writing
+        (work / "trainer_state.json").write_text('{"epoch": 3}')
+        raise OSError("disk full")
+    assert json.loads((good / "trainer_state.json").read_text()) == {"epoch": 2}
+    with new_folder(good) as work:
+        (work / "trainer_state.json").write_text('{"epoch": 3}')
     assert json.loads((good / "trainer_state.json").read_text()) == {"epoch": 3}
-    assert not work.exists() and not list(tmp_path.glob("*.old*"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]  # nothing aside left behind
 
 
 # --------------------------------------------------------------------- CLI

@@ -18,7 +18,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from vgpt.app.cli import main
+from vgpt.__main__ import main
 from vgpt.course.classroom import release
 from vgpt.course.exercise_cells import ClassroomError, checks_of
 from vgpt.course.submission import grading_notebook, verdicts
@@ -253,7 +253,7 @@ CLASS = {  # student: (add cell, warmup_cosine cell); None: the cell deleted
         WARMUP_OK,
     ),
     "frank": ("def addition(a, b):\n    return a + b", None),
-    "grace": (ADD_OK, "from vgpt.schedule import warmup_cosine"),
+    "grace": (ADD_OK, "from vgpt.train import warmup_cosine"),
     "heidi": (ADD_OK, "import ctypes\nctypes.string_at(0)  # a segfault"),
 }
 

@@ -140,8 +140,8 @@ def test_the_tower_runs_on_the_device_pick_device_chooses(monkeypatch, tmp_path)
 
     import torch
 
-    from vgpt.app import runs
-    from vgpt.profiles import TINY
+    from vgpt.config import TINY
+    from vgpt.scale import runs
 
     asked = {}
 

@@ -7,9 +7,10 @@ import sys
 
 import pytest
 
-from vgpt import coco
-from vgpt.app.runs import evaluate_run
-from vgpt.data import DataError, load_captions
+from vgpt.data import DataError
+from vgpt.scale import coco
+from vgpt.scale.runs import evaluate_run
+from vgpt.scale.sources import load_captions
 from vgpt.world import shapes
 
 # Karpathy's split, shrunk: (split field, folder, number of images)

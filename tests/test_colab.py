@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from vgpt.config import REPO_ROOT, TINY
 from vgpt.course import notebook
-from vgpt.paths import REPO_ROOT
-from vgpt.profiles import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
 

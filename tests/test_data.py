@@ -6,7 +6,9 @@ import json
 import pytest
 from PIL import Image
 
-from vgpt.data import DataError, load_captions, open_image, split_of_image
+from vgpt import data
+from vgpt.data import DataError, open_image, split_of_image
+from vgpt.scale.sources import load_captions
 
 # Four images, five captions each, with commas, quotes and non-ASCII; a standard split of 2 / 1 / 1.
 CAPTIONS = {
@@ -167,3 +169,19 @@ def test_open_image_modes_and_bad_files(tmp_path):
     (tmp_path / "fake.png").write_text("not an image")
     with pytest.raises(DataError, match="fake.png: cannot read as an image"):
         open_image(tmp_path / "fake.png")
+
+
+def test_the_core_reader_takes_the_kaggle_layout_and_points_elsewhere_for_the_rest(tmp_path):
+    """`data.load_captions` reads the layout Shapes World writes; another layout gets a message that
+    names the reader that takes it (the command line's, `scale.sources.load_captions`)."""
+    folder = tmp_path / "kaggle"
+    (folder / "Images").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(folder / "Images" / "a.png")
+    (folder / "captions.txt").write_text("image,caption\na.png,a red square\na.png,a square in red\n")
+    found = data.load_captions(folder)
+    assert found.layout == "kaggle" and [r.captions for r in found.records] == [["a red square", "a square in red"]]
+    original = tmp_path / "original"
+    (original / "Flicker8k_Dataset").mkdir(parents=True)
+    (original / "Flickr8k.token.txt").write_text("a.jpg#0\ta dog\n")
+    with pytest.raises(DataError, match="no captions.txt.*vgpt.scale.sources.load_captions"):
+        data.load_captions(original)

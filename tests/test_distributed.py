@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from vgpt import distributed
+from vgpt.scale import distributed
 from vgpt.world import shapes
 
 # One process sums a batch's token losses in one go; two processes each sum half and DDP averages the
@@ -119,11 +119,6 @@ def test_a_two_process_run_killed_mid_epoch_resumes(folder, runs, tmp_path):
 
 def test_shards_keep_images_whole_and_cover_the_batch(monkeypatch):
     batch = [("a", "1"), ("a", "2"), ("b", "3"), ("c", "4"), ("c", "5"), ("c", "6")]
-    monkeypatch.setattr(distributed, "world_size", lambda: 2)
-    parts = []
-    for r in (0, 1):
-        monkeypatch.setattr(distributed, "rank", lambda r=r: r)
-        parts.append(distributed.shard(batch))
+    parts = [distributed.shard(batch, rank, 2) for rank in (0, 1)]
     assert parts == [([("a", "1"), ("a", "2"), ("b", "3")], True), ([("c", "4"), ("c", "5"), ("c", "6")], True)]
-    monkeypatch.setattr(distributed, "rank", lambda: 1)
-    assert distributed.shard([("a", "1")]) == ([("a", "1")], False)  # nothing left: a zero-weight stand-in
+    assert distributed.shard([("a", "1")], 1, 2) == ([("a", "1")], False)  # nothing left: a zero-weight stand-in

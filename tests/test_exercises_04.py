@@ -90,5 +90,5 @@ def test_float_position_ids_really_crash_gpt2():
 
 
 def test_position_ids_refuses_the_package(capsys):
-    assert check_position_ids(masks.position_ids_from_mask) is False
+    assert check_position_ids(masks.position_ids) is False
     assert "vgpt's own" in capsys.readouterr().out

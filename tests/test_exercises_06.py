@@ -6,7 +6,6 @@ import pytest
 import torch
 from notebook_exercises import exercise_solution
 
-import vgpt.schedule
 import vgpt.train
 from vgpt.course.exercises import check_train_step, check_warmup_cosine
 
@@ -43,7 +42,7 @@ def test_schedule_checker_names_the_mistake(wrong, named, capsys):
 
 
 def test_schedule_checker_refuses_the_package_schedule(capsys):
-    assert check_warmup_cosine(vgpt.schedule.warmup_cosine) is False
+    assert check_warmup_cosine(vgpt.train.warmup_cosine) is False
     assert "vgpt's own" in capsys.readouterr().out
 
 
@@ -104,5 +103,5 @@ def test_step_checker_names_the_mistake(wrong, named, capsys):
 
 
 def test_step_checker_refuses_the_package_step(capsys):
-    assert check_train_step(vgpt.train.optimizer_step) is False
+    assert check_train_step(vgpt.train.train_step) is False
     assert "vgpt's own" in capsys.readouterr().out

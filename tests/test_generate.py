@@ -34,7 +34,7 @@ def perturbed(model, randomize_lora):
 
 def test_hand_written_greedy_equals_generate(perturbed, pixels):
     prefix = perturbed.visual_prefix(pixel_values=pixels).detach()
-    mine = generate.greedy(perturbed, prefix, max_new_tokens=16)
+    mine = generate.greedy(perturbed.lm, prefix, perturbed.tokenizer.eos_token_id, max_new_tokens=16)
     theirs = generate.generate_ids(perturbed, prefix, max_new_tokens=16)
     assert mine == theirs
     assert len({tuple(r) for r in mine}) > 1  # the rows differ: the prefix is read
@@ -42,8 +42,9 @@ def test_hand_written_greedy_equals_generate(perturbed, pixels):
 
 def test_kv_cache_changes_nothing(perturbed, pixels):
     prefix = perturbed.visual_prefix(pixel_values=pixels).detach()
-    assert generate.greedy(perturbed, prefix, 16, kv_cache=True) == generate.greedy(
-        perturbed, prefix, 16, kv_cache=False
+    eos = perturbed.tokenizer.eos_token_id
+    assert generate.greedy(perturbed.lm, prefix, eos, 16, kv_cache=True) == generate.greedy(
+        perturbed.lm, prefix, eos, 16, kv_cache=False
     )
 
 
@@ -53,7 +54,7 @@ def test_generation_stops_at_end_of_text(model):
     prefix = model.token_embeddings(torch.full((4, 1), eot))
     rows = generate.generate_ids(model, prefix, max_new_tokens=20, do_sample=True, seed=0)
     assert all(row[-1] == eot and eot not in row[:-1] for row in rows)
-    assert generate.greedy(model, prefix, 20) == generate.generate_ids(model, prefix, 20)
+    assert generate.greedy(model.lm, prefix, eot, 20) == generate.generate_ids(model, prefix, 20)
     texts = generate.decode(model, rows)
     grammar = shapes.caption_distribution()
     assert all(t in grammar for t in texts), texts

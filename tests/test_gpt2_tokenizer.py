@@ -1,7 +1,6 @@
 """The seed's tokenizer is GPT-2's real BPE (50,257 tokens, end-of-text 50256, no pad token), built offline
 from the published vocabulary in tests/fixtures/gpt2-bpe/, and the caption code paths work with it."""
 
-import copy
 import hashlib
 from pathlib import Path
 
@@ -9,9 +8,10 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from vgpt import loading, profiles
+from vgpt import config, loading
 from vgpt.model import VisionGPT2
 from vgpt.prefix import caption_labels, tokenize_captions
+from vgpt.scale import standins
 
 BPE = Path(__file__).parent / "fixtures" / "gpt2-bpe"
 CAPTIONS = ["A black dog is running through the grass .", "Two children play on a beach ."]
@@ -19,7 +19,7 @@ CAPTIONS = ["A black dog is running through the grass .", "Two children play on 
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    return loading.gpt2_tokenizer(BPE)
+    return standins.gpt2_tokenizer(BPE)
 
 
 def test_fixture_files_are_gpt2s_published_vocabulary():
@@ -63,7 +63,7 @@ def test_saved_and_reloaded_like_the_hub_copy(tokenizer, tmp_path):
 
 def test_a_folder_without_the_vocabulary_is_a_clear_error(tmp_path):
     with pytest.raises(loading.ProfileUnavailable, match="cannot read GPT-2's encoder.json"):
-        loading.gpt2_tokenizer(tmp_path)
+        standins.gpt2_tokenizer(tmp_path)
 
 
 def test_captions_end_in_end_of_text_and_pad_with_it(tokenizer):
@@ -86,10 +86,10 @@ def test_captions_end_in_end_of_text_and_pad_with_it(tokenizer):
 def test_seed_architecture_takes_a_step_on_gpt2_tokens(seed_random, tokenizer):
     """Full-size seed (random weights) with the real tokenizer: two captions forward and backward."""
     vision, lm = seed_random
-    parts = loading.Components(profiles.SEED, tokenizer, None, vision, copy.deepcopy(lm))
+    parts = loading.Parts(config.SEED, tokenizer, None, vision, lm)
     torch.manual_seed(0)
     model = VisionGPT2.from_parts(parts)
-    ids, mask = tokenize_captions(tokenizer, CAPTIONS, model.config.model.max_caption_tokens)
+    ids, mask = tokenize_captions(tokenizer, CAPTIONS, model.spec.max_caption_tokens)
     out = model(ids, mask, features=torch.randn(2, 257, 1024))
     assert out.logits.shape == (2, 257 + ids.shape[1], 50257) and torch.isfinite(out.loss)
     out.loss.backward()

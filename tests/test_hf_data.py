@@ -11,9 +11,10 @@ import pytest
 from datasets import Dataset, DatasetDict, Features, Image, Value
 from PIL import Image as PILImage
 
+from vgpt.config import SEED
 from vgpt.course import notebook
-from vgpt.data import DataError, load_captions, split_of_image
-from vgpt.profiles import SEED
+from vgpt.data import DataError, split_of_image
+from vgpt.scale.sources import load_captions
 from vgpt.world import shapes
 
 SCENES = shapes.generate("train", 8, seed=3)
@@ -258,8 +259,8 @@ def test_without_datasets_vgpt_imports_and_says_how_to_install(tmp_path, monkeyp
         load_captions(tmp_path / "saved")
     code = (
         "import sys; sys.modules['datasets'] = None\n"
-        "import vgpt, vgpt.data, vgpt.hf_data, vgpt.app.runs, vgpt.course.notebook\n"
-        "from vgpt.app.cli import main\n"
+        "import vgpt, vgpt.data, vgpt.scale.hf_data, vgpt.scale.runs, vgpt.course.notebook\n"
+        "from vgpt.__main__ import main\n"
         f"sys.exit(main(['extract', '--profile', 'tiny', '--data', {str(tmp_path / 'saved')!r}]))"
     )
     run = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=300)

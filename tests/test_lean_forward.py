@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from vgpt import loading
-from vgpt.lean_forward import caption_tokens_forward, fuse_gelu
 from vgpt.model import VisionGPT2
 from vgpt.prefix import tokenize_captions
+from vgpt.speedups import caption_tokens_forward, fuse_gelu
 
 CAPTIONS = ["a red circle", "a big blue square above a small green triangle", "two", "a small yellow triangle"]
 
@@ -57,7 +57,7 @@ def test_the_comparison_can_fail(model):
 
 
 def test_demo_bench_quick_prints_a_ratio(tmp_path):
-    from vgpt.app.bench_demo import run_demo_bench
+    from vgpt.bench.demo import run_demo_bench
 
     lines = []
     figures = run_demo_bench(n_train=64, n_eval=8, cache_root=tmp_path / "features", log=lines.append)

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from vgpt import metrics
-from vgpt.world import shapes
+from vgpt.world import scores, shapes
 
 
 def test_bleu_hand_worked():
@@ -67,10 +67,10 @@ def test_caption_scores_keys_and_perfect_score():
 
 def test_parse_caption_inverts_attributes():
     for scene in shapes.generate("train", 200, seed=0):
-        assert metrics.parse_caption(scene.caption) == shapes.attributes(scene)
-    assert metrics.parse_caption("a small red circle left of") is None
-    assert metrics.parse_caption("a small pink circle at the top") is None
-    assert metrics.parse_caption("a small red circle in the sky") is None
+        assert scores.parse_caption(scene.caption) == shapes.attributes(scene)
+    assert scores.parse_caption("a small red circle left of") is None
+    assert scores.parse_caption("a small pink circle at the top") is None
+    assert scores.parse_caption("a small red circle in the sky") is None
 
 
 def test_shapes_scores():
@@ -78,12 +78,12 @@ def test_shapes_scores():
     first = scenes[0]
     a, b = first.objects
     wrong_color = f"a {a.size} {next(c for c in shapes.COLORS if c != a.color)} {a.shape} {first.relation} {b.phrase}"
-    s = metrics.shapes_scores([wrong_color, "nonsense"], scenes)
+    s = scores.shapes_scores([wrong_color, "nonsense"], scenes)
     assert s["exact_match"] == 0.0
     assert s["color_accuracy"] == pytest.approx(1 / 4)  # color2 right in the first, nothing in the second
     assert s["shape_accuracy"] == pytest.approx(2 / 4)
     assert s["relation_accuracy"] == pytest.approx(1 / 2)
-    assert metrics.shapes_scores([sc.caption for sc in scenes], scenes)["exact_match"] == 1.0
+    assert scores.shapes_scores([sc.caption for sc in scenes], scenes)["exact_match"] == 1.0
 
 
 def test_matches_the_coco_caption_scorers():

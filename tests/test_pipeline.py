@@ -1,15 +1,13 @@
 """Stages 01-05 and VisionGPT2: tests that a broken stage would fail."""
 
-import copy
-
 import pytest
 import torch
 
-from vgpt import features, loading, masks, prefix, profiles
+from vgpt import config, features, loading, masks, prefix
 from vgpt.bridge import BridgeMismatch
+from vgpt.config import SEED, TINY
 from vgpt.lora import LoRAConv1D, inject_lora
 from vgpt.model import VisionGPT2
-from vgpt.profiles import SEED, TINY
 from vgpt.world import shapes
 
 
@@ -172,17 +170,17 @@ def test_cached_features_equal_fresh_and_a_new_layer_is_not_stale(tmp_path):
     from vgpt.world.vision import pixel_tensor
 
     items = [(f"s{i}", (lambda s=s: s.render())) for i, s in enumerate(scenes)]
-    spec = features.FeatureSpec()
-    cache = features.build_cache(parts.vision, items, pixel_tensor, tmp_path, spec, 64, batch_size=4)
-    fresh = features.extract_features(parts.vision, pixel_tensor([s.render() for s in scenes]), spec)
+    spec = parts.profile.model
+    cache = features.build_cache(parts.vision, items, pixel_tensor, tmp_path, spec, batch_size=4)
+    fresh = features.spec_features(parts.vision, pixel_tensor([s.render() for s in scenes]), spec)
     torch.testing.assert_close(cache.get([f"s{i}" for i in range(10)]).float(), fresh, atol=2e-2, rtol=2e-3)
     assert cache.get(["s3"]).dtype == torch.float16
-    again = features.build_cache(parts.vision, items, pixel_tensor, tmp_path, spec, 64)
+    again = features.build_cache(parts.vision, items, pixel_tensor, tmp_path, spec)
     assert again.folder == cache.folder  # reused
-    penult = features.FeatureSpec(layer=-2, keep_cls=False)
-    other = features.build_cache(parts.vision, items, pixel_tensor, tmp_path, penult, 64)
+    penult = spec.with_(feature_layer=-2, keep_cls=False)
+    other = features.build_cache(parts.vision, items, pixel_tensor, tmp_path, penult)
     assert other.folder != cache.folder
-    want = features.extract_features(parts.vision, pixel_tensor([scenes[0].render()]), penult)
+    want = features.extract_features(parts.vision, pixel_tensor([scenes[0].render()]), layer=-2, keep_cls=False)
     assert want.shape == (1, 16, 128)
     torch.testing.assert_close(other.get(["s0"]).float(), want, atol=2e-2, rtol=2e-3)
 
@@ -193,36 +191,44 @@ def test_bridge_round_trip_gives_identical_logits_and_never_double_wraps(model, 
         for p in model.projector.parameters():
             p.add_(0.01)
         before = model(ids, mask, pixel_values=pixels).logits
-    folder = model.save_bridge(tmp_path / "bridge")
+    folder = model.save_pretrained(tmp_path / "bridge")
     assert not (tmp_path / "bridge.partial").exists()
     names = {p.name for p in folder.iterdir()}
-    assert {"adapter_config.json", "adapter_model.safetensors", "bridge.json", "projector.safetensors"} <= names
+    assert {
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "bridge.json",
+        "projector.safetensors",
+        "README.md",
+    } <= names
     assert not any(n.endswith((".bin", ".pt", ".pkl")) for n in names)
     parts = fresh_parts()
-    loaded = VisionGPT2.load_bridge(folder, parts).eval()
+    loaded = VisionGPT2.from_pretrained(folder, parts)
     with torch.no_grad():
         after = loaded(ids, mask, pixel_values=pixels).logits
     torch.testing.assert_close(after, before, atol=0, rtol=0)
     lora_layers = [n for n, m in loaded.lm.named_modules() if n.endswith("c_attn") and hasattr(m, "lora_A")]
     assert len(lora_layers) == 4
     assert not any("base_model.model.base_model" in n for n, _ in loaded.named_parameters())
+    again = VisionGPT2.from_pretrained(folder, parts)  # the same parts again: each load wraps a copy of GPT-2
+    assert again.lm is not loaded.lm and not hasattr(parts.language_model, "peft_config")
     with pytest.raises(BridgeMismatch, match="already carries adapters"):
-        VisionGPT2.load_bridge(folder, parts)  # same parts again: would wrap twice
+        VisionGPT2.from_pretrained(folder, loading.Parts(parts.profile, None, None, parts.vision, loaded.lm))
 
 
 def test_bridge_for_another_base_is_refused(model, tmp_path):
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    folder = model.save_bridge(tmp_path / "bridge")
+    folder = model.save_pretrained(tmp_path / "bridge")
     parts = fresh_parts()
     parts.language_model = GPT2LMHeadModel(GPT2Config(vocab_size=339, n_embd=64, n_layer=2, n_head=2))
     with pytest.raises(BridgeMismatch, match="text width 128"):
-        VisionGPT2.load_bridge(folder, parts)
+        VisionGPT2.from_pretrained(folder, parts)
 
 
 def test_seed_architecture_through_the_pipeline(seed_random):
     vision, lm = seed_random
-    parts = loading.Components(SEED, None, None, vision, copy.deepcopy(lm))  # LoRA wraps in place
+    parts = loading.Parts(SEED, None, None, vision, lm)
     model = VisionGPT2.from_parts(parts).eval()
     assert model.parameter_report()["lora"] == 589_824 and model.parameter_report()["projector"] == 787_200
     with torch.no_grad():
@@ -262,41 +268,41 @@ def test_attention_matrix_is_causal_and_hides_padding():
     assert m[:, 4:].sum() == 0  # nobody attends to padding
     joint = masks.joint_attention_mask(torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]]), 2)
     assert joint.tolist() == [[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]]
-    assert masks.position_ids_from_mask(torch.tensor([[0, 0, 1, 1, 1]])).tolist() == [[0, 0, 0, 1, 2]]
+    assert masks.position_ids(torch.tensor([[0, 0, 1, 1, 1]])).tolist() == [[0, 0, 0, 1, 2]]
 
 
 def test_bridge_for_another_vision_tower_is_refused(model, tmp_path):
-    folder = model.save_bridge(tmp_path / "bridge")
+    folder = model.save_pretrained(tmp_path / "bridge")
     parts = fresh_parts()
     with torch.no_grad():
         parts.vision.embeddings.patch_embedding.weight.add_(1e-3)  # a retrained tower, same shapes
     with pytest.raises(BridgeMismatch, match="vision tower"):
-        VisionGPT2.load_bridge(folder, parts)
+        VisionGPT2.from_pretrained(folder, parts)
 
 
 def test_bridge_folder_with_missing_files_is_a_clear_error(model, tmp_path):
-    folder = model.save_bridge(tmp_path / "bridge")
+    folder = model.save_pretrained(tmp_path / "bridge")
     (folder / "projector.safetensors").unlink()
     with pytest.raises(BridgeMismatch, match="projector.safetensors missing"):
-        VisionGPT2.load_bridge(folder, fresh_parts())
+        VisionGPT2.from_pretrained(folder, fresh_parts())
 
 
 @pytest.mark.parametrize("name", ["projector.safetensors", "adapter_model.safetensors"])
 def test_truncated_bridge_weights_are_a_clear_error(model, tmp_path, name):
-    folder = model.save_bridge(tmp_path / "bridge")
+    folder = model.save_pretrained(tmp_path / "bridge")
     data = (folder / name).read_bytes()
     (folder / name).write_bytes(data[: len(data) // 2])
     with pytest.raises(BridgeMismatch, match="cannot read weights"):
-        VisionGPT2.load_bridge(folder, fresh_parts())
+        VisionGPT2.from_pretrained(folder, fresh_parts())
 
 
 def test_pickle_offered_as_weights_is_refused(model, tmp_path):
     import pickle
 
-    folder = model.save_bridge(tmp_path / "bridge")
+    folder = model.save_pretrained(tmp_path / "bridge")
     (folder / "projector.safetensors").write_bytes(pickle.dumps({"weight": [1.0, 2.0]}))
     with pytest.raises(BridgeMismatch, match="cannot read weights"):
-        VisionGPT2.load_bridge(folder, fresh_parts())
+        VisionGPT2.from_pretrained(folder, fresh_parts())
 
 
 def test_tower_fingerprint_does_not_depend_on_where_the_model_lies(tmp_path):
@@ -307,7 +313,7 @@ def test_tower_fingerprint_does_not_depend_on_where_the_model_lies(tmp_path):
 
     from vgpt.features import tower_fingerprint
 
-    here = profiles.TINY.model.vision_model
+    here = config.TINY.model.vision_model
     copy_ = shutil.copytree(here, tmp_path / "elsewhere" / "clip-vision")
     moved = CLIPVisionModel.from_pretrained(copy_, use_safetensors=True)
     original = CLIPVisionModel.from_pretrained(here, use_safetensors=True)

@@ -7,10 +7,9 @@ import time
 import pytest
 import torch
 
-from vgpt import loading, profiles
-from vgpt.errors import UserError
+from vgpt import config, loading
+from vgpt.config import SEED, TINY, UserError
 from vgpt.loading import ProfileUnavailable
-from vgpt.profiles import SEED, TINY
 
 
 def test_seed_profile_is_the_original_recipe():
@@ -25,7 +24,7 @@ def test_seed_profile_is_the_original_recipe():
         8,
         3,
     )
-    assert SEED.model.features.layer == -1 and SEED.model.features.keep_cls and SEED.needs_hub
+    assert SEED.model.feature_layer == -1 and SEED.model.keep_cls and SEED.needs_hub
     assert (SEED.train.lr_projector, SEED.train.schedule, SEED.train.warmup_steps, SEED.eval_beams) == (
         2e-4,
         "constant",
@@ -41,7 +40,7 @@ def test_seed_profile_is_the_original_recipe():
 def test_seed_plus_changes_only_what_it_says():
     from dataclasses import asdict
 
-    plus = profiles.PROFILES["seed-plus"]
+    plus = config.PROFILES["seed-plus"]
 
     def flat(values, prefix=""):
         for key, value in values.items():
@@ -55,7 +54,7 @@ def test_seed_plus_changes_only_what_it_says():
     changed = {k for k, v in flat(asdict(plus)) if seed[k] != v}
     assert changed == {
         "name",
-        "model.features.layer",
+        "model.feature_layer",
         "train.lr_projector",
         "train.schedule",
         "train.warmup_steps",

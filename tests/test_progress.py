@@ -1,5 +1,5 @@
 """Progress bars redraw a bounded number of times on a slow machine, so a notebook cell's output
-stays small enough for nbval (see vgpt/progress.py for the failure this prevents)."""
+stays small enough for nbval (see `progress` in vgpt/runtime.py for the failure this prevents)."""
 
 import itertools
 import os
@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from vgpt import loading
 from vgpt.model import VisionGPT2
-from vgpt.progress import REDRAWS, progress
+from vgpt.runtime import REDRAWS, progress
 from vgpt.train import CaptionData, TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,7 +86,7 @@ def flood_notebook(path: Path, bar: str, steps: int) -> Path:
     code = f"""import itertools
 from tqdm import std
 from tqdm.auto import tqdm
-from vgpt.progress import progress
+from vgpt.runtime import progress
 
 clock = itertools.count(start=10**9, step=2)
 std.time = lambda: float(next(clock))  # every step looks 2 s long, as on a slow machine

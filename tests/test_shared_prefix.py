@@ -6,7 +6,7 @@ import torch
 from vgpt import loading
 from vgpt.model import VisionGPT2
 from vgpt.prefix import tokenize_captions
-from vgpt.shared_prefix import group_by_image, shared_prefix_forward
+from vgpt.speedups import group_by_image, shared_prefix_forward
 from vgpt.train import CaptionData, TrainConfig, caption_order, train
 
 CAPTIONS = [
@@ -53,7 +53,7 @@ def test_shared_prefix_loss_logits_and_gradients_equal_the_plain_ones(trained_lo
     plain = model(ids, mask, features=features[owner])
     shared = shared_prefix_forward(model, ids, mask, owner, features=features)
     n = features.shape[1]
-    assert shared.logits.shape == (6, 1 + ids.shape[1], model.config.vocab_size)
+    assert shared.logits.shape == (6, 1 + ids.shape[1], model.spec.vocab_size)
     real = torch.cat([torch.ones(6, 1, dtype=torch.bool), mask.bool()], dim=1)  # padding rows may differ
     torch.testing.assert_close(shared.logits[real], plain.logits[:, n - 1 :][real], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(shared.loss, plain.loss, atol=1e-6, rtol=1e-6)
@@ -103,7 +103,7 @@ def test_training_with_and_without_sharing_takes_the_same_steps(trained_looking_
 
 def test_bench_runs_and_counts_less_work_for_each_lever():
     """The benchmark itself (on the tiny models, one repeat): every variant runs and is FLOP-counted."""
-    from vgpt.app.bench import run_bench
+    from vgpt.bench.speed import run_bench
 
     lines = []
     figures = run_bench("tiny", images=2, gen_images=2, new_tokens=5, repeats=1, log=lines.append)

@@ -3,14 +3,14 @@
 import json
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
 from vgpt import loading
-from vgpt.paths import TINY_DIR
-from vgpt.profiles import TINY
+from vgpt.config import TINY, TINY_DIR
 from vgpt.world import build, language, probes, shapes, vision
 
 
@@ -137,7 +137,7 @@ def test_clip_eos_trap_is_refused():
             return 300
 
     with pytest.raises(ValueError, match="must not be 2"):
-        vision.clip_config(FakeTokenizer(), build.TinyRecipe.fast())
+        vision.clip_config(FakeTokenizer(), SimpleNamespace(**build.FAST_RECIPE))
 
 
 def test_contrastive_loss_treats_identical_captions_as_matches():
@@ -176,7 +176,7 @@ def test_build_tiny_fast_writes_loadable_models(tmp_path):
     feats = tower(pixel_values=vision.pixel_tensor([shapes.generate("val", 1)[0].render()])).last_hidden_state
     assert feats.shape[1] == (64 // tower.config.patch_size) ** 2 + 1
     m = json.loads((out / "manifest.json").read_text())
-    assert m["recipe"]["lm_steps"] == build.TinyRecipe.fast().lm_steps
+    assert m["recipe"]["lm_steps"] == build.FAST_RECIPE["lm_steps"]
     assert not (tmp_path / "tiny.partial").exists()
 
 
@@ -185,7 +185,7 @@ def test_failed_gates_replace_nothing(tmp_path):
     out.mkdir()
     (out / "keep.txt").write_text("earlier build")
     with pytest.raises(build.GateError, match="quality gates"):
-        build.build_tiny(out, build.TinyRecipe.fast(), enforce_gates=True, log=lambda _: None)
+        build.build_tiny(out, build.FAST_RECIPE, enforce_gates=True, log=lambda _: None)
     assert (out / "keep.txt").read_text() == "earlier build"
 
 

@@ -6,11 +6,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from vgpt import features, loading, profiles
+from vgpt import features, loading
 from vgpt import train as train_module
-from vgpt.checkpoint import finished_run
-from vgpt.errors import UserError
+from vgpt.bridge import finished_run
+from vgpt.config import SEED, TINY, UserError
 from vgpt.model import VisionGPT2
+from vgpt.scale.standins import gpt2_tokenizer
 from vgpt.train import CHECKPOINT, CaptionData, TrainConfig, epoch_batches, epoch_order, train, validation_loss
 from vgpt.world import shapes
 from vgpt.world.vision import pixel_tensor
@@ -116,7 +117,7 @@ def test_run_killed_mid_epoch_resumes_from_its_last_step_checkpoint_with_the_sam
 
 
 def test_checkpoint_every_counts_steps_or_minutes():
-    from vgpt.checkpoint import Checkpointer
+    from vgpt.bridge import Checkpointer
 
     by_steps = Checkpointer(None, 3)
     assert [s for s in range(1, 10) if by_steps.due(s)] == [3, 6, 9]
@@ -174,11 +175,10 @@ def test_demo_quick_writes_its_run_folder(tmp_path):
 
 def test_full_size_seed_model_takes_one_training_step_on_cpu(seed_random):
     """The seed's architectures (random weights), the real loop, batch 1, pixels through ViT-L/14."""
-    import copy
 
     vision, lm = seed_random
-    tokenizer = loading.gpt2_tokenizer(Path(__file__).parent / "fixtures" / "gpt2-bpe")  # GPT-2's own BPE
-    parts = loading.Components(profiles.SEED, tokenizer, None, vision, copy.deepcopy(lm))
+    tokenizer = gpt2_tokenizer(Path(__file__).parent / "fixtures" / "gpt2-bpe")  # GPT-2's own BPE
+    parts = loading.Parts(SEED, tokenizer, None, vision, lm)
     torch.manual_seed(0)
     model = VisionGPT2.from_parts(parts)
     shapes_seen = []
@@ -188,7 +188,7 @@ def test_full_size_seed_model_takes_one_training_step_on_cpu(seed_random):
         shapes_seen.append(tuple(feats.shape))
         return feats
 
-    config = profiles.SEED.train.with_(epochs=1, batch_size=1)
+    config = SEED.train.with_(epochs=1, batch_size=1)
     bridge = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     history = train(
         model, CaptionData([("img", "a red circle left of a blue square")], from_pixels), config, progress=False
@@ -220,13 +220,13 @@ def test_epoch_batches_are_the_batches_train_steps_on(data, monkeypatch):
     assert batches != epoch_batches(data[0], CONFIG, epoch=0)  # each epoch its own order
     seen = []
     model = fresh_model()
-    real = train_module.batch_loss
+    real = train_module.batch_inputs
 
     def spy(model, chunk, *args):
         seen.append(list(chunk))
         return real(model, chunk, *args)
 
-    monkeypatch.setattr(train_module, "batch_loss", spy)
+    monkeypatch.setattr(train_module, "batch_inputs", spy)
     train(model, CaptionData(pairs[:64], data[0].features), CONFIG.with_(epochs=1), progress=False)
     assert seen == epoch_batches(CaptionData(pairs[:64], data[0].features), CONFIG.with_(epochs=1), 0)
 
@@ -249,7 +249,7 @@ def test_training_folder_is_written_once_whole(tmp_path, monkeypatch):
     from vgpt.course import notebook
 
     monkeypatch.setattr(notebook, "RUNS", tmp_path)
-    profile = profiles.PROFILES["tiny"]
+    profile = TINY
     folder = notebook.training_folder(profile, n=12)
     assert (folder / "captions.txt").read_text().count("\n") == 13  # header + 12 captions
     assert len(list((folder / "Images").glob("*.png"))) == 12

@@ -1,31 +1,17 @@
-"""Caption data sets on disk, grouped by image, with bad rows counted and skipped.
+"""Caption data: images grouped with their captions, bad rows counted and skipped, images opened safely.
 
-`load_captions(folder)` reads any of the three ways Flickr8k is handed out:
+`load_captions(folder)` reads Flickr8k's Kaggle layout, `Images/` + `captions.txt` (CSV
+`image,caption`), which Shapes World also writes (`world.shapes.write_flickr_layout`). The other ways
+Flickr8k is handed out (the original release, Karpathy's split file), COCO, and Hugging Face datasets
+(a Hub id such as `ariG23498/flickr8k`, a `save_to_disk` folder, parquet files) are read by
+`vgpt.scale.sources.load_captions` into the same records.
 
-- the Kaggle copy: `Images/` + `captions.txt` (CSV `image,caption`), which
-  `shapes.write_flickr_layout` also writes for Shapes World;
-- the original release: `Flicker8k_Dataset/` (sic) + `Flickr8k.token.txt`
-  (`name.jpg#0<TAB>caption`) and the split lists `Flickr_8k.trainImages.txt`,
-  `Flickr_8k.devImages.txt`, `Flickr_8k.testImages.txt`;
-- the Karpathy split file `dataset_flickr8k.json` beside an image folder.
-
-COCO in Karpathy's split (`dataset_coco.json` beside `train2014/` and
-`val2014/`) has a reader of its own, `coco.py`, which this one hands it to.
-
-The standard split (6000 / 1000 / 1000 images) comes from the split lists or
-the Karpathy file, whichever the folder has. A folder with neither gets a
-stable split by a hash of the image name, and the loader says so.
-
-Anything else `load_captions` is given (a folder written by `datasets`'
-`save_to_disk`, parquet files, a Hugging Face Hub id such as
-`ariG23498/flickr8k`) goes to `hf_data.py`, which yields the same records:
-their images are read from the dataset's bytes instead of from files.
+A folder without a split of its own gets a stable one by a hash of each image name.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import warnings
 import zlib
 from collections.abc import Callable
@@ -35,7 +21,9 @@ from typing import IO
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import UserError
+from .config import UserError
+
+KAGGLE_TABLE, KAGGLE_IMAGES = "captions.txt", "Images"
 
 
 class DataError(UserError):
@@ -58,32 +46,13 @@ class CaptionRecord:
         return open_image(self.image) if self.opener is None else self.opener()
 
 
-def _inside(folder: Path, name: str) -> Path | None:
-    """The file `name` inside `folder`, or None if the name would leave it."""
-    if not name or Path(name).is_absolute():
-        return None
-    path = (folder / name).resolve()
-    return path if folder.resolve() in path.parents else None
-
-
-IMAGE_FOLDERS = ("Images", "Flicker8k_Dataset", "Flickr8k_Dataset")  # Kaggle, original (sic), fixed
-KAGGLE_TABLE = "captions.txt"
-TOKEN_FILE = "Flickr8k.token.txt"
-KARPATHY_FILE = "dataset_flickr8k.json"
-SPLIT_LISTS = {
-    "train": "Flickr_8k.trainImages.txt",
-    "val": "Flickr_8k.devImages.txt",
-    "test": "Flickr_8k.testImages.txt",
-}
-
-
 @dataclass
 class Captions:
-    """What `load_captions` found: records grouped by image, the rows it skipped and why."""
+    """What a loader found: records grouped by image, the rows it skipped and why."""
 
     records: list[CaptionRecord]
     skipped: list[str]  # "file:line: problem", one per skipped row
-    layout: str  # "kaggle", "original", "karpathy", or a Hugging Face dataset's table shape
+    layout: str  # "kaggle", "original", "karpathy", "coco", or a Hugging Face dataset's table shape
     split_source: str  # where the train / val / test split comes from
     grouped_by: str | None = None  # how captions were grouped by image, where that is not by file name
 
@@ -96,7 +65,15 @@ class Captions:
         return f"{self.layout} layout, {len(self.records)} images{grouped}; split by {self.split_source}"
 
 
-class _Collector:
+def inside(folder: Path, name: str) -> Path | None:
+    """The file `name` inside `folder`, or None if the name would leave it (`../`, an absolute path)."""
+    if not name or Path(name).is_absolute():
+        return None
+    path = (folder / name).resolve()
+    return path if folder.resolve() in path.parents else None
+
+
+class Rows:
     """Rows in, records out: each row checked, the bad ones noted with file and line."""
 
     def __init__(self, images: Path | None = None):
@@ -105,7 +82,7 @@ class _Collector:
     def add(self, where: str, name: str, caption: str, split: str | None = None) -> None:
         """A row naming an image file in the image folder."""
         name = name.strip()
-        path = _inside(self.images, name)
+        path = inside(self.images, name)
         if path is None:
             self.skipped.append(f"{where}: image name {name!r} leaves the image folder")
         elif not " ".join(caption.split()):
@@ -127,23 +104,16 @@ class _Collector:
                 self.records[key] = new_record()
             self.records[key].captions.append(caption)
 
-
-def _find(folder: Path, name: str) -> Path | None:
-    """`name` in the folder or in `Flickr8k_text/` (where the original text archive unpacks)."""
-    for place in (folder, folder / "Flickr8k_text"):
-        if (place / name).is_file():
-            return place / name
-    return None
-
-
-def _image_folder(folder: Path, table: Path) -> Path:
-    for name in IMAGE_FOLDERS:
-        if (folder / name).is_dir():
-            return folder / name
-    raise DataError(f"{table}: found, but no image folder beside it (looked for {', '.join(IMAGE_FOLDERS)})")
+    def found(self, table: Path, layout: str, split_source: str) -> Captions:
+        """The records, or a `DataError` if no row was usable."""
+        if not self.records:
+            first = f"; first: {self.skipped[0]}" if self.skipped else ""
+            raise DataError(f"{table}: no usable rows ({len(self.skipped)} skipped{first})")
+        return Captions(list(self.records.values()), self.skipped, layout, split_source)
 
 
-def _read_kaggle(table: Path, rows: _Collector) -> None:
+def read_kaggle_table(table: Path, rows: Rows) -> None:
+    """`image,caption` rows of a CSV file with that header."""
     with open(table, newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
         header = next(reader, None)
@@ -157,91 +127,21 @@ def _read_kaggle(table: Path, rows: _Collector) -> None:
                 rows.add(where, row[0], ",".join(row[1:]))
 
 
-def _read_token_file(table: Path, rows: _Collector) -> None:
-    with open(table, encoding="utf-8") as f:
-        for line, text in enumerate(f, start=1):
-            if not text.strip():
-                continue
-            name, tab, caption = text.rstrip("\n").partition("\t")
-            if not tab or "#" not in name:
-                rows.skipped.append(f"{table}:{line}: expected 'image.jpg#n<TAB>caption'")
-            else:
-                rows.add(f"{table}:{line}", name.rsplit("#", 1)[0], caption)
-
-
-def _read_karpathy(path: Path, rows: _Collector) -> None:
-    try:
-        images = json.loads(path.read_text(encoding="utf-8"))["images"]
-    except (ValueError, KeyError, TypeError) as err:
-        raise DataError(f"{path}: not a Karpathy split file (a JSON object with 'images'): {err}") from err
-    for i, entry in enumerate(images):
-        where = f"{path}: images[{i}]"
-        if not isinstance(entry, dict) or "filename" not in entry:
-            rows.skipped.append(f"{where}: no 'filename'")
-            continue
-        split = {"restval": "train"}.get(entry.get("split"), entry.get("split"))
-        for sentence in entry.get("sentences", []):
-            rows.add(where, entry["filename"], str(sentence.get("raw", "")), split)
-
-
-def _split_lists(folder: Path) -> dict[str, str] | None:
-    """Image name -> split, from the original release's three lists, if all three are here."""
-    found = {split: _find(folder, name) for split, name in SPLIT_LISTS.items()}
-    if None in found.values():
-        return None
-    return {
-        line.strip(): split
-        for split, path in found.items()
-        for line in path.read_text(encoding="utf-8").splitlines()
-        if line.strip()
-    }
-
-
-def _caption_table(folder: Path) -> tuple[str, Path] | None:
-    """The folder's Flickr8k layout and caption file, if it has one."""
-    if karpathy := _find(folder, KARPATHY_FILE):
-        return "karpathy", karpathy
-    if token := _find(folder, TOKEN_FILE):
-        return "original", token
-    if (folder / KAGGLE_TABLE).is_file():
-        return "kaggle", folder / KAGGLE_TABLE
-    return None
-
-
-def load_captions(source: str | Path) -> Captions:
-    """A caption data set grouped by image: a folder in any of the three Flickr8k layouts, or a
-    Hugging Face dataset (a `save_to_disk` folder, parquet files or a Hub id; see `hf_data.py`)."""
-    from . import coco, hf_data  # they build on this module, so they are imported here, not at the top
-
-    folder = Path(source)
-    if folder.is_dir() and (folder / coco.COCO_FILE).is_file():
-        return coco.load_coco_captions(folder)
-    found = _caption_table(folder) if folder.is_dir() else None
-    if found is None and hf_data.hf_source_kind(source):
-        return hf_data.load_hf_captions(source)
-    if not folder.is_dir():
-        raise DataError(f"{source}: not a folder, a parquet file or a Hugging Face Hub id (owner/name)")
-    if found is None:
+def load_captions(folder: str | Path) -> Captions:
+    """A folder in Flickr8k's Kaggle layout (`Images/` + `captions.txt`), grouped by image."""
+    folder = Path(folder)
+    table, images = folder / KAGGLE_TABLE, folder / KAGGLE_IMAGES
+    if not table.is_file():
         raise DataError(
-            f"{folder}: no caption file; expected {KAGGLE_TABLE} (Kaggle layout), {TOKEN_FILE} "
-            f"(original release) or {KARPATHY_FILE} (Karpathy split), with an image folder; "
-            f"or a Hugging Face dataset (a save_to_disk folder, parquet files)"
+            f"{folder}: no {KAGGLE_TABLE}; this reader takes Flickr8k's Kaggle layout ({KAGGLE_IMAGES}/ + "
+            f"{KAGGLE_TABLE}); vgpt.scale.sources.load_captions (and the command line) reads the other layouts, "
+            f"COCO and Hugging Face datasets"
         )
-    layout, table = found
-    rows = _Collector(_image_folder(folder, table))
-    {"karpathy": _read_karpathy, "original": _read_token_file, "kaggle": _read_kaggle}[layout](table, rows)
-    records = list(rows.records.values())
-    if not records:
-        raise DataError(
-            f"{table}: no usable rows ({len(rows.skipped)} skipped"
-            + (f"; first: {rows.skipped[0]})" if rows.skipped else ")")
-        )
-    source = f"the split field of {table.name}" if layout == "karpathy" else None
-    if source is None and (lists := _split_lists(folder)):
-        for r in records:
-            r.split = lists.get(r.image_id, "unlisted")
-        source = "the split lists " + ", ".join(SPLIT_LISTS.values())
-    return Captions(records, rows.skipped, layout, source or "a hash of each image name (no split lists found)")
+    if not images.is_dir():
+        raise DataError(f"{table}: found, but no {KAGGLE_IMAGES}/ folder beside it")
+    rows = Rows(images)
+    read_kaggle_table(table, rows)
+    return rows.found(table, "kaggle", "a hash of each image name (no split lists found)")
 
 
 def split_of_image(name: str, val: float = 0.1, test: float = 0.1) -> str:
@@ -253,9 +153,9 @@ def split_of_image(name: str, val: float = 0.1, test: float = 0.1) -> str:
 def open_image(source: str | Path | IO[bytes], name: str | None = None) -> Image.Image:
     """An RGB image, upright (EXIF orientation applied), from a path or an open binary file.
 
-    Transparent images are laid on white. Anything that is not an image, is cut
-    short, or is larger than Pillow's decompression-bomb limit is refused with a
-    `DataError` naming the file (`name`, or the path) and the problem.
+    Transparent images are laid on white. Anything that is not an image, is cut short, or is larger
+    than Pillow's decompression-bomb limit is refused with a `DataError` naming the file (`name`, or
+    the path) and the problem.
     """
     label = name or str(source)
     try:

@@ -1,15 +1,15 @@
 """Turn a profile into models: choose it, load its frozen parts, or build the seed's shapes offline.
 
-    load_profile("tiny") -> Components(profile, tokenizer, image_processor, vision, language_model)
+    load_profile("tiny") -> Parts(profile, tokenizer, image_processor, vision, language_model)
 
 A Hub profile reads local copies first; with none and no Hub it fails within
-seconds with a message that says how to switch to `tiny`.
+seconds with a message that says how to switch to `tiny`. The seed's models built offline
+(full-size architectures with random weights, GPT-2's real tokenizer) are in `scale/standins.py`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import socket
@@ -20,9 +20,7 @@ from urllib.parse import urlparse
 
 import torch
 
-from .device import use_cpu_threads
-from .errors import UserError
-from .profiles import PROFILES, SEED, TINY, Profile
+from .config import PROFILES, SEED, TINY, Profile, UserError
 
 
 class ProfileUnavailable(UserError):
@@ -68,8 +66,8 @@ def resolve_profile(name: str | None = None) -> tuple[Profile, str]:
 
 
 @dataclass
-class Components:
-    """What a profile loads: the frozen parts of the vision-language model."""
+class Parts:
+    """What a profile loads: the frozen parts of the vision-language model, and how to read its inputs."""
 
     profile: Profile
     tokenizer: object
@@ -117,7 +115,7 @@ def freeze(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-def _load_all(profile: Profile, local_only: bool) -> Components:
+def _load_all(profile: Profile, local_only: bool) -> Parts:
     from transformers import AutoImageProcessor, AutoTokenizer, CLIPVisionModel, GPT2LMHeadModel
 
     spec, kw = profile.model, dict(local_files_only=local_only)
@@ -127,11 +125,10 @@ def _load_all(profile: Profile, local_only: bool) -> Components:
         vision = CLIPVisionModel.from_pretrained(spec.vision_model, use_safetensors=True, **kw)
         lm = GPT2LMHeadModel.from_pretrained(spec.language_model, use_safetensors=True, **kw)
     lm.loss_type = "ForCausalLM"  # say it, so transformers does not warn on the first loss
-    use_cpu_threads()  # as many CPU threads as the cores other programs leave free
-    return Components(profile, tokenizer, processor, freeze(vision), freeze(lm))
+    return Parts(profile, tokenizer, processor, freeze(vision), freeze(lm))
 
 
-def load_profile(profile: Profile | str | None = None, verbose: bool = True) -> Components:
+def load_profile(profile: Profile | str | None = None, verbose: bool = True) -> Parts:
     """Load a profile's tokenizer, image processor, frozen vision tower and GPT-2.
 
     `profile` is a Profile, a name, or None (then `VGPT_PROFILE`, else `auto`).
@@ -166,72 +163,3 @@ def load_profile(profile: Profile | str | None = None, verbose: bool = True) -> 
             f"Use the offline profile instead: --profile tiny or VGPT_PROFILE=tiny."
         )
     return _load_all(profile, local_only=False)
-
-
-# ------------------------------------------------- seed shapes, no download
-
-
-def seed_vision_config():
-    """CLIP ViT-L/14's vision tower, written out (the Hub config's values)."""
-    from transformers import CLIPVisionConfig
-
-    return CLIPVisionConfig(
-        hidden_size=1024, intermediate_size=4096, projection_dim=768, num_hidden_layers=24,
-        num_attention_heads=16, num_channels=3, image_size=224, patch_size=14, hidden_act="quick_gelu",
-        layer_norm_eps=1e-5,
-    )  # fmt: skip
-
-
-def seed_language_config():
-    """GPT-2 small (124M), written out."""
-    from transformers import GPT2Config
-
-    return GPT2Config(
-        vocab_size=50257, n_positions=1024, n_embd=768, n_layer=12, n_head=12, activation_function="gelu_new",
-        bos_token_id=50256, eos_token_id=50256,
-    )  # fmt: skip
-
-
-def build_seed_random(seed: int = 0) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """The seed's vision tower and GPT-2 from their configs, random weights, no download.
-
-    Same shapes and FLOPs as the real models: for tests and benchmarks. The
-    global random generator is left as it was.
-    """
-    from transformers import CLIPVisionModel, GPT2LMHeadModel
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        vision = CLIPVisionModel(seed_vision_config())
-        lm = GPT2LMHeadModel(seed_language_config())
-    lm.loss_type = "ForCausalLM"
-    return freeze(vision), freeze(lm)
-
-
-def gpt2_tokenizer(folder: str | Path):
-    """GPT-2's real byte-level BPE tokenizer from its two published files, no download.
-
-    `folder` holds `encoder.json` (token -> id, 50,257 entries, end-of-text
-    50256) and `vocab.bpe` (50,000 merges after a `#version` line); the tests
-    keep a copy in `tests/fixtures/gpt2-bpe/`. The result matches the Hub's
-    `gpt2` tokenizer: no pad token (vgpt pads with end-of-text), 1024 positions.
-
-    transformers 5 trap: `GPT2TokenizerFast(vocab_file=..., merges_file=...)`
-    silently builds an *empty* tokenizer; the vocabulary must be passed as a
-    dict and the merges as a list of pairs.
-    """
-    from transformers import GPT2TokenizerFast
-
-    folder = Path(folder)
-    try:
-        vocab = json.loads((folder / "encoder.json").read_text(encoding="utf-8"))
-        lines = (folder / "vocab.bpe").read_text(encoding="utf-8").splitlines()
-    except (OSError, ValueError) as err:
-        raise ProfileUnavailable(f"{folder}: cannot read GPT-2's encoder.json and vocab.bpe ({err})") from err
-    merges = [tuple(line.split(" ")) for line in lines if line and not line.startswith("#version")]
-    if any(len(pair) != 2 for pair in merges):
-        raise ProfileUnavailable(f"{folder / 'vocab.bpe'}: every merge line must be two tokens")
-    tokenizer = GPT2TokenizerFast(vocab=vocab, merges=merges, model_max_length=1024)
-    if len(tokenizer) != len(vocab) or tokenizer.eos_token_id is None:
-        raise ProfileUnavailable(f"{folder}: built a tokenizer of {len(tokenizer)} tokens from {len(vocab)}")
-    return tokenizer

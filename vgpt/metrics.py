@@ -1,6 +1,6 @@
-"""Caption metrics: BLEU-1..4, ROUGE-L and CIDEr-D as the COCO caption evaluation
-computes them (several references per image), and Shapes World's exact match
-and per-attribute accuracy.
+"""Stage 08: caption metrics, BLEU-1..4, ROUGE-L and CIDEr-D, as the COCO caption evaluation
+computes them (several references per image). Shapes World's exact match and per-attribute accuracy
+are in `world/scores.py`.
 
 The COCO code tokenizes with the Stanford PTB tokenizer; `tokenize` here is a
 simple stand-in (lowercase, punctuation removed, split on spaces), which gives
@@ -12,8 +12,6 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-
-from .world import shapes
 
 
 def tokenize(text: str) -> list[str]:
@@ -114,52 +112,3 @@ def caption_scores(hypotheses: list[str], references: list[list[str]]) -> dict[s
         "ROUGE-L": rouge_l(hypotheses, references),
         "CIDEr-D": cider_d(hypotheses, references),
     }
-
-
-# ------------------------------------------------------------ Shapes World
-
-_OBJECT = r"a (small|large) (\w+) (circle|square|triangle)"
-_ONE = re.compile(f"^{_OBJECT} (.+)$")
-_TWO = re.compile(f"^{_OBJECT} (left of|above) {_OBJECT}$")
-
-
-def parse_caption(text: str) -> dict[str, str] | None:
-    """A Shapes World caption back into its facts (as `shapes.attributes` gives them), or None."""
-    text = text.strip()
-    if m := _TWO.match(text):
-        size1, color1, shape1, relation, size2, color2, shape2 = m.groups()
-        facts = dict(
-            count="2",
-            color1=color1,
-            shape1=shape1,
-            size1=size1,
-            relation=relation,
-            color2=color2,
-            shape2=shape2,
-            size2=size2,
-        )
-    elif (m := _ONE.match(text)) and m.group(4) in shapes.POSITION_PHRASES.values():
-        size1, color1, shape1, position = m.groups()
-        facts = dict(count="1", color1=color1, shape1=shape1, size1=size1, position=position)
-    else:
-        return None
-    if facts["color1"] not in shapes.COLORS or facts.get("color2", "red") not in shapes.COLORS:
-        return None
-    return facts
-
-
-def shapes_scores(predictions: list[str], scenes: list) -> dict[str, float]:
-    """Exact match, and accuracy per attribute (color, shape, size, position, relation, count)."""
-    hits = Counter()
-    totals = Counter()
-    exact = 0
-    for text, scene in zip(predictions, scenes):
-        exact += text.strip() == scene.caption
-        truth, guess = shapes.attributes(scene), parse_caption(text) or {}
-        for key, value in truth.items():
-            group = key.rstrip("12")  # color1, color2 -> color
-            totals[group] += 1
-            hits[group] += guess.get(key) == value
-    result = {"exact_match": exact / max(len(predictions), 1)}
-    result.update({f"{k}_accuracy": hits[k] / totals[k] for k in sorted(totals)})
-    return result

@@ -8,6 +8,9 @@ no padding token, so the usual trick pads with end-of-text; masking labels
 "where id == pad" would then also mask the caption's own end-of-text, and a
 model that never learns to stop loops until the length limit. Here every
 caption ends with end-of-text, and that end-of-text is a label.
+
+`prefix_inputs` is the whole stage, with the signature of notebook 03's exercise, so that a
+learner's own can stand in for it in the model.
 """
 
 from __future__ import annotations
@@ -49,3 +52,9 @@ def concat_prefix(prefix: torch.Tensor, token_embeds: torch.Tensor) -> torch.Ten
     if prefix.shape[-1] != token_embeds.shape[-1]:
         raise ValueError(f"prefix width {prefix.shape[-1]} != token embedding width {token_embeds.shape[-1]}")
     return torch.cat([prefix.to(token_embeds.dtype), token_embeds], dim=1)
+
+
+def prefix_inputs(prefix, ids, text_mask, embedding):
+    """prefix (B, N, Dt), ids (B, T) right-padded, text_mask (B, T), embedding GPT-2's token table ->
+    inputs_embeds (B, N + T, Dt) and labels (B, N + T): -100 on the prefix and on padding."""
+    return concat_prefix(prefix, embedding(ids)), caption_labels(ids, text_mask, prefix.shape[1])

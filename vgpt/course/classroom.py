@@ -17,17 +17,17 @@ that user can. Grade untrusted code in a throwaway container or account.
 from __future__ import annotations
 
 import csv
-import os
+import io
 import shutil
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
 
-from ..paths import REPO_ROOT, swap_into_place
+from ..config import REPO_ROOT
+from ..files import new_folder, write_text
 from .exercise_cells import LEFT_OUT, ClassroomError, checks_of, grade_id, read_notebook, release_notebook
 from .submission import Row, grade_notebook
 
@@ -64,18 +64,10 @@ def release(source: Path, out: Path) -> list[Path]:
         path.relative_to(source): release_notebook(read_notebook(path), str(path.relative_to(source)))
         for path in _notebooks(source)
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with new_folder(out) as work:
         shutil.copytree(source, work, dirs_exist_ok=True, ignore=lambda _, names: [n for n in names if n in LEFT_OUT])
         for relative, nb in released.items():
             nbformat.write(nb, work / relative)
-        if out.exists():
-            out.rmdir()
-        swap_into_place(work, out)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     return [out / relative for relative in released]
 
 
@@ -166,15 +158,12 @@ def grade(
 
 def write_csv(rows: list[Row], path: Path) -> None:
     """grades.csv, written aside and renamed into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(path.name + ".part")
-    with open(part, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(CSV_COLUMNS)
-        for r in rows:
-            writer.writerow([r.student, r.notebook, r.exercise, int(r.passed), f"{r.points:g}", r.message])
-    os.replace(part, path)
+    table = io.StringIO()
+    writer = csv.writer(table)
+    writer.writerow(CSV_COLUMNS)
+    for r in rows:
+        writer.writerow([r.student, r.notebook, r.exercise, int(r.passed), f"{r.points:g}", r.message])
+    write_text(path, table.getvalue())
 
 
 def summary(rows: list[Row]) -> str:

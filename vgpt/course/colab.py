@@ -30,7 +30,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..paths import repo_relative
+from ..files import repo_relative
 
 DRIVE_FOLDER = "vgpt"  # below MyDrive
 LOCAL_FOLDER = "vgpt-work"  # below /content, when Drive is not used

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import nbformat
 
-from ..errors import UserError
+from ..config import UserError
 
 EXERCISE, CHECKER = "exercise", "checker"
 MARKER = re.compile(r"^(?P<indent>[ \t]*)#+[ \t]*(?P<kind>BEGIN|END) SOLUTION[ \t]*$")

@@ -19,10 +19,8 @@ found neither in `folder` nor there is trained; `shipped=None` ignores the shipp
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
-import os
 import random
 import time
 from dataclasses import asdict, dataclass, fields, replace
@@ -30,15 +28,14 @@ from pathlib import Path
 
 import torch
 
-from .. import features, generate, metrics
-from ..bridge import BridgeConfig
+from .. import features, generate
+from ..config import TINY_DIR, TrainConfig
+from ..files import write_text
 from ..masks import joint_attention_mask
 from ..model import VisionGPT2
-from ..paths import TINY_DIR
 from ..prefix import caption_labels, concat_prefix
-from ..profiles import TrainConfig
 from ..train import CaptionData, train, validation_loss
-from ..world import shapes
+from ..world import scores, shapes
 from .notebook import SHIPPED_BRIDGE
 
 CACHE_VERSION = 1  # bump when the way a run is trained or scored changes: old results no longer count
@@ -122,9 +119,12 @@ class TokenIdLabelsGPT2(VisionGPT2):
     stage 03's labels like every other run, so its loss counts the end-of-text it never learned.
     (Training one caption per sequence goes through this forward; the runner trains that way.)"""
 
-    def forward(self, input_ids, text_mask, pixel_values=None, features=None, with_loss: bool = True):
+    def forward(self, input_ids, text_mask, pixel_values=None, features=None, with_loss: bool = True, owner=None,
+                shared_prefix: bool = False, lean: bool = False):  # fmt: skip
         if not (self.training and with_loss):
-            return super().forward(input_ids, text_mask, pixel_values, features, with_loss)
+            return super().forward(input_ids, text_mask, pixel_values, features, with_loss, owner, shared_prefix, lean)
+        if owner is not None:
+            features = features[owner.to(features.device)]
         prefix = self.visual_prefix(pixel_values=pixel_values, features=features)  # (B, N, Dt)
         embeds = concat_prefix(prefix, self.token_embeddings(input_ids))  # (B, N + T, Dt)
         mask = joint_attention_mask(text_mask, prefix.shape[1])  # (B, N + T)
@@ -138,11 +138,11 @@ class TokenIdLabelsGPT2(VisionGPT2):
 
 def scene_features(parts, scenes: list, name: str, layer: int, cache_root: Path):
     """Image ids and a feature cache (frozen tower, hidden state `layer`) for Shapes World scenes."""
-    spec = parts.profile.model.features.with_(layer=layer)
-    size = parts.profile.model.image_size
+    spec = parts.profile.model.with_(feature_layer=layer)
+    size = spec.image_size
     items = [(f"{name}-{i}", (lambda s=s: s.render(size))) for i, s in enumerate(scenes)]
     cache = features.build_cache(parts.vision, items, features.processor_pixels(parts.image_processor),
-                                 cache_root / name, spec, size, batch_size=256)  # fmt: skip
+                                 cache_root / name, spec, batch_size=256)  # fmt: skip
     return [i for i, _ in items], cache
 
 
@@ -182,13 +182,9 @@ def build_model(parts, settings: Settings) -> VisionGPT2:
     """A fresh bridge as `settings` asks, on a copy of the frozen GPT-2 (the one in `parts` is untouched)."""
     spec = parts.profile.model.with_(projector=settings.projector, lora_r=settings.lora_r,
                                      lora_alpha=2 * settings.lora_r, lora_targets=settings.lora_targets,
-                                     features=parts.profile.model.features.with_(layer=settings.layer))  # fmt: skip
-    lm = copy.deepcopy(parts.language_model)
-    config = BridgeConfig.for_models(parts.profile.with_(model=spec), parts.vision, lm)
+                                     feature_layer=settings.layer)  # fmt: skip
     cls = TokenIdLabelsGPT2 if settings.labels == "token_id" else VisionGPT2
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(settings.seed)
-        return cls(parts.vision, lm, config, parts.tokenizer)
+    return cls.from_parts(parts, parts.profile.with_(model=spec), random_seed=settings.seed)
 
 
 # ------------------------------------------------------------------ one run
@@ -206,12 +202,8 @@ def cached_result(folder: Path | None, key: str, shipped: Path | None = None) ->
 
 def store_result(path: Path | None, result: dict) -> None:
     """Write a result as JSON, atomically: a half-written file never counts."""
-    if path is None:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".{os.getpid()}.partial")
-    partial.write_text(json.dumps(result, indent=1) + "\n")
-    partial.replace(path)
+    if path is not None:
+        write_text(path, json.dumps(result, indent=1) + "\n")
 
 
 def run_ablation(
@@ -287,11 +279,11 @@ def _train_and_score(name: str, settings: Settings, parts, cache_root: Path) -> 
     for split in ("test", "compositional"):
         scenes, ids, get = evals[split]
         texts, ended = generate.generate_captions(model, features=get(ids))
-        scores = metrics.shapes_scores(texts, scenes)
-        scores["eos_rate"] = sum(ended) / len(ended)
-        scores["examples"] = [[t, s.caption] for t, s in zip(texts, scenes, strict=True) if t != s.caption][:5]
-        scores["heldout_shape_accuracy"] = heldout_shape_accuracy(texts, scenes)
-        result[split] = scores
+        found = scores.shapes_scores(texts, scenes)
+        found["eos_rate"] = sum(ended) / len(ended)
+        found["examples"] = [[t, s.caption] for t, s in zip(texts, scenes, strict=True) if t != s.caption][:5]
+        found["heldout_shape_accuracy"] = heldout_shape_accuracy(texts, scenes)
+        result[split] = found
     return result
 
 
@@ -300,7 +292,7 @@ def heldout_shape_accuracy(texts: list[str], scenes: list) -> float | None:
     right (None where there is none, as on the test split)."""
     right = total = 0
     for text, scene in zip(texts, scenes, strict=True):
-        said = metrics.parse_caption(text) or {}
+        said = scores.parse_caption(text) or {}
         for k, obj in enumerate(scene.objects, 1):
             if (obj.color, obj.shape) in shapes.COMPOSITIONAL_PAIRS:
                 total += 1

@@ -2,8 +2,14 @@
 
 On the `tiny` profile the examples are Shapes World scenes; on `seed` they are
 Flickr8k photos from `DATA`: the `VGPT_DATA` variable, else a `flickr8k/`
-folder in the work folder (any layout `data.load_captions` reads), else the
-seed recipe's Hugging Face dataset `ariG23498/flickr8k`.
+folder in the work folder (any layout `scale.sources.load_captions` reads),
+else the seed recipe's Hugging Face dataset `ariG23498/flickr8k`.
+
+Where notebook 06's bridge is missing (on Colab: another machine, whose work was
+not kept on Drive), `load_trained` says so and trains a quick one in place, with
+the profile's own recipe shortened to one epoch over the captions of the first
+QUICK_IMAGES training images: on Flickr8k 500 photos, 2,500 captions, 313 steps,
+a few minutes on a T4 (an estimate), for captions that name the obvious.
 
 The notebooks write below `RUNS`, the work folder, one folder per profile:
 `VGPT_RUNS` if set, else `runs/notebooks/` in the repository, or on Colab the
@@ -15,15 +21,24 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
 from pathlib import Path
 
-from ..paths import REPO_ROOT, TINY_DIR, repo_relative, swap_into_place
+from .. import features
+from ..config import REPO_ROOT, TINY_DIR
+from ..files import new_folder, repo_relative
+from ..model import VisionGPT2
+from ..runtime import pick_device
+from ..scale.sources import load_captions
+from ..scale.threads import use_cpu_threads
+from ..train import CaptionData, train
+from ..world import shapes
+from ..world.language import entropy_floor
 from . import colab
 
 REPO_RUNS = REPO_ROOT / "runs" / "notebooks"
 SEED_DATA = "ariG23498/flickr8k"  # the seed recipe's Flickr8k on the Hugging Face Hub, one caption per row
 SHIPPED_BRIDGE = TINY_DIR / "bridge"  # made by `python -m vgpt demo --recipe profile`, for notebooks 07-09
+QUICK_IMAGES = 500  # training images of a quick bridge: one epoch over their captions
 
 
 def seed_data(work: Path) -> str | Path:
@@ -46,6 +61,7 @@ def keep_work(on_drive: bool = False) -> None:
     downloads; run it before anything loads a model. Elsewhere it keeps `runs/notebooks` (see `colab.py`).
     """
     global RUNS, DATA
+    use_cpu_threads()  # as many threads as the cores other programs leave free
     RUNS, lines = colab.choose_work(on_drive, REPO_RUNS)
     RUNS.mkdir(parents=True, exist_ok=True)
     DATA = seed_data(RUNS)
@@ -62,24 +78,10 @@ def run_folder(profile) -> Path:
 where = repo_relative  # a path as a reader should see it: relative to the repository when inside it
 
 
-def fresh_model(parts, seed: int = 0):
-    """A new `VisionGPT2` on a fresh copy of the frozen GPT-2, so that a cell that builds a model can
-    be run again: LoRA is injected into the copy, never twice into the model `parts` holds.
-
-    The vision tower is shared (it is never changed); GPT-2 is copied (0.5 GB on seed).
-    """
-    import copy
-
-    import torch
-
-    from ..bridge import BridgeConfig
-    from ..model import VisionGPT2
-
-    lm = copy.deepcopy(parts.language_model)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        config = BridgeConfig.for_models(parts.profile, parts.vision, lm)
-        return VisionGPT2(parts.vision, lm, config, parts.tokenizer)
+def fresh_model(parts, seed: int = 0) -> VisionGPT2:
+    """A new bridge on a fresh copy of the frozen GPT-2, its random start from `seed`, so that a cell
+    that builds a model can be run again: LoRA goes into the copy, never twice into `parts`' GPT-2."""
+    return VisionGPT2.from_parts(parts, random_seed=seed)
 
 
 def blind_floor(parts) -> float | None:
@@ -92,8 +94,6 @@ def blind_floor(parts) -> float | None:
     """
     if parts.profile.data != "shapes":
         return None
-    from ..world.language import entropy_floor
-
     return entropy_floor(parts.tokenizer)
 
 
@@ -112,22 +112,16 @@ def training_folder(profile, n: int = 8000) -> Path:
     rerun reuses them. On `seed`: Flickr8k at `DATA`."""
     if profile.data != "shapes":
         return DATA
-    from ..world import shapes
-
     folder = run_folder(profile) / (f"shapes{n // 1000}k" if n % 1000 == 0 else f"shapes{n}")
     if not (folder / "captions.txt").is_file():
-        work = folder.with_name(folder.name + ".partial")
-        shutil.rmtree(work, ignore_errors=True)
-        shapes.write_flickr_layout(shapes.generate("train", n, seed=0), work, profile.model.image_size)
-        swap_into_place(work, folder)
+        with new_folder(folder) as work:
+            shapes.write_flickr_layout(shapes.generate("train", n, seed=0), work, profile.model.image_size)
     return folder
 
 
 def eval_set(profile, split: str = "test", n: int = 300, seed: int = 0) -> tuple[list, list[list[str]], list | None]:
     """n images of a split, all reference captions of each, and the Shapes World scenes (None on Flickr8k)."""
     if profile.data == "shapes":
-        from ..world import shapes
-
         scenes = shapes.generate(split, n, seed=seed)
         return [s.render(profile.model.image_size) for s in scenes], [[s.caption] for s in scenes], scenes
     records = caption_data().split(split)[:n]
@@ -142,8 +136,6 @@ def caption_data(source: str | None = None):
 
 @functools.cache
 def _load_once(source: str):
-    from ..data import load_captions
-
     found = load_captions(source)
     print(f"{where(source)}: {found.describe()}")
     if found.skipped:
@@ -157,20 +149,14 @@ def examples(profile, n: int = 8, split: str = "test", seed: int = 0) -> tuple[l
     return images, [r[0] for r in references]
 
 
-def load_trained(parts, mine: bool | None = None):
+def load_trained(parts, mine: bool | None = None) -> VisionGPT2:
     """A trained captioner: the bridge notebook 06 wrote (`mine=True`, the default off `tiny`), or on
     `tiny` the shipped one, trained by `python -m vgpt demo --recipe profile` (the tiny profile's 7 epochs).
 
-    Where notebook 06 has not run (on Colab: another machine, whose work was not kept on Drive), it
-    says so and trains a quick bridge in place, once (`quick_bridge.py`); later calls find that one.
-    The bridge goes on a copy of GPT-2, as in `fresh_model`: the cell can be run again, and `parts`
-    stays unwrapped.
+    Where notebook 06 has not run, it says so and trains a quick bridge in place, once; later calls
+    find that one. The bridge goes on a copy of GPT-2, as in `fresh_model`: the cell can be run
+    again, and `parts` stays unwrapped.
     """
-    import copy
-    import dataclasses
-
-    from ..model import VisionGPT2
-
     if mine is None:
         mine = parts.profile.name != "tiny"
     runs = run_folder(parts.profile)
@@ -183,29 +169,40 @@ def load_trained(parts, mine: bool | None = None):
         print(f"no bridge from notebook 06 at {where(own)}: taking the quick one trained here before")
         folder = quick
     else:
-        folder = _train_quick(parts, own, runs / "quick")
+        folder = train_quick_bridge(parts, own, runs / "quick")
     print(f"bridge: {where(folder)}")
-    fresh = dataclasses.replace(parts, language_model=copy.deepcopy(parts.language_model))
-    return VisionGPT2.load_bridge(folder, fresh).eval()
+    return VisionGPT2.from_pretrained(folder, parts)
 
 
-def _train_quick(parts, own: Path, run_dir: Path) -> Path:
-    """Say what is missing and how to get it, then train a quick bridge on the profile's data."""
-    from .quick_bridge import QUICK_IMAGES, quick_steps, train_quick_bridge
-
-    profile = parts.profile
+def train_quick_bridge(parts, own: Path, run_dir: Path, device=None) -> Path:
+    """Say what is missing and how to get it, then cache the features of the first QUICK_IMAGES training
+    images and train a bridge for one epoch over their captions (on a fresh copy of GPT-2, so that
+    `parts` stays unwrapped); saved in `run_dir`/bridge, which is returned."""
+    profile, device = parts.profile, pick_device(device)
     if profile.data == "shapes":
-        from ..world import shapes
-
-        scenes = shapes.generate("train", QUICK_IMAGES, seed=0)
-        size = profile.model.image_size
+        scenes, size = shapes.generate("train", QUICK_IMAGES, seed=0), profile.model.image_size
         images = [(f"scene-{i}", (lambda s=s: s.render(size)), [s.caption]) for i, s in enumerate(scenes)]
     else:
         images = [(r.image_id, r.open, r.captions) for r in caption_data().split("train")[:QUICK_IMAGES]]
-    steps = quick_steps(images, profile.train.batch_size)
+    steps = -(-sum(len(c) for _, _, c in images) // profile.train.batch_size)
     print(
         f"no bridge from notebook 06 at {where(own)}. To use yours, run notebook 06 first (on Colab, in the "
         f"same work folder: keep_work(on_drive=True) at the top of both). Meanwhile, a quick bridge trained "
         f"here: one epoch over {len(images)} training images, {steps} steps (a few minutes on a GPU on seed)"
     )
-    return train_quick_bridge(parts, images, run_dir)
+    home = next(parts.vision.parameters()).device
+    cache = features.build_cache(
+        parts.vision,
+        [(image_id, opener) for image_id, opener, _ in images],
+        features.processor_pixels(parts.image_processor),
+        Path(run_dir) / "features",
+        profile.model,
+        device=device,
+    )
+    usable = [(i, c) for i, _, captions in images if i not in cache.unreadable for c in captions]
+    source = lambda ids: cache.get(ids).float()  # noqa: E731  image ids -> (B, N, Dv)
+    model = fresh_model(parts)
+    model.calibrate_projector(source(list(dict.fromkeys(i for i, _ in usable))[:256]))
+    train(model, CaptionData(usable, source), profile.train.with_(epochs=1), run_dir=run_dir, device=device)
+    model.to(home)  # train() moved the shared vision tower too: back where the notebook keeps its models
+    return model.save_pretrained(Path(run_dir) / "bridge")

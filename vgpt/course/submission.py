@@ -24,7 +24,7 @@ from pathlib import Path
 
 import nbformat
 
-from ..paths import REPO_ROOT
+from ..config import REPO_ROOT
 from .exercise_cells import CHECKER, EXERCISE, LEFT_OUT, Check, function_name, grade_id, tags
 
 KERNEL = "vgpt-grader"

@@ -14,7 +14,9 @@ from contextlib import contextmanager
 
 import torch
 
+from .. import plots
 from ..data import DataError, open_image
+from ..features import processor_pixels
 from ..generate import decode, generate_ids
 from ..prefix import concat_prefix
 
@@ -65,9 +67,8 @@ def uploaded_files(value) -> list[tuple[str, bytes]]:
 
 
 @contextmanager
-def eager_attention(lm):
+def eager_attention(base):
     """GPT-2's fast attention kernel does not return its weights; switch to the plain one for a while."""
-    base = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
     before = base.config._attn_implementation
     base.set_attn_implementation("eager")
     try:
@@ -82,10 +83,10 @@ def caption_with_attention(model, pixel_values: torch.Tensor, **options):
     prefix = model.visual_prefix(pixel_values=pixel_values)  # (1, N, Dt)
     row = generate_ids(model, prefix, **options)[0]  # new token ids, end-of-text included
     ids = torch.tensor([row], device=prefix.device)
-    with eager_attention(model.lm):
+    with eager_attention(model.gpt2):
         out = model.lm(inputs_embeds=concat_prefix(prefix, model.token_embeddings(ids)), output_attentions=True)
     attention = torch.stack(out.attentions).mean(dim=(0, 2))[0].float().cpu()  # (L, L): layers and heads averaged
-    n, first = prefix.shape[1], int(model.config.model.features.keep_cls)  # patches start after CLS
+    n, first = prefix.shape[1], int(model.spec.keep_cls)  # patches start after CLS
     grid = int(round((n - first) ** 0.5))
     choosing = [n - 1 + j for j in range(len(row))]  # position whose output chose token j
     maps = attention[choosing, first:n]  # (T, P)
@@ -99,8 +100,6 @@ class CaptionDemo:
 
     def __init__(self, model, image_processor, examples: dict):
         import ipywidgets as w
-
-        from ..features import processor_pixels
 
         self.model, self.to_pixels, self.examples = model, processor_pixels(image_processor), examples
         self.uploaded = None
@@ -178,13 +177,11 @@ class CaptionDemo:
         """Caption the current image and draw its attention maps in the widget; returns the caption."""
         from IPython.display import display
 
-        from .. import viz
-
         image = self.uploaded if self.uploaded is not None else self.examples[self.choice.value]
         device = next(self.model.projector.parameters()).device
         text, words, maps = caption_with_attention(self.model, self.to_pixels([image]).to(device), **self.decoding())
         self.caption.value = f"<b>caption:</b> {html.escape(text)}"
         with self.output:
             self.output.clear_output(wait=True)
-            display(viz.attention_maps(image, words, maps, title=text, close=True))
+            display(plots.attention_maps(image, words, maps, title=text, close=True))
         return text

@@ -24,14 +24,14 @@ import platform
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
-from ..errors import UserError
+from ..config import UserError
+from ..files import new_folder
 from ..loading import quiet_loading
-from ..paths import swap_into_place
 from . import shapes
 from .language import entropy_floor, expected_lm_loss, train_language_model, train_tokenizer
 from .probes import probe_attributes
@@ -45,44 +45,40 @@ class GateError(UserError):
     """A build missed its quality gates; nothing shipped was replaced."""
 
 
-@dataclass
-class TinyRecipe:
-    """Sizes and step counts; `fast()` shrinks them for tests."""
-
-    seed: int = 0
-    image_size: int = 64
-    patch_size: int = 16  # 4 x 4 = 16 patches + CLS = 17 visual tokens
-    width: int = 128
-    lm_layers: int = 4
-    lm_steps: int = 800
-    lm_batch: int = 32  # rows of `lm_context` packed tokens
-    lm_context: int = 64  # positions trained; a 17-token prefix + a 24-token caption fit
-    lm_lr: float = 3e-3
-    clip_vision_layers: int = 4
-    clip_text_layers: int = 2
-    clip_steps: int = 2500
-    clip_batch: int = 128
-    clip_lr: float = 1e-3
-    probe_train: int = 24000
-    probe_test: int = 1000
-    tokenizer_corpus: int = 20000
-
-    @classmethod
-    def fast(cls) -> TinyRecipe:
-        return cls(
-            width=32,
-            lm_layers=1,
-            lm_steps=20,
-            lm_batch=8,
-            clip_vision_layers=1,
-            clip_text_layers=1,
-            clip_steps=10,
-            clip_batch=32,
-            probe_train=200,
-            probe_test=100,
-            tokenizer_corpus=2000,
-            patch_size=16,
-        )
+# Sizes and step counts of the build; FAST_RECIPE shrinks them for tests.
+RECIPE = dict(
+    seed=0,
+    image_size=64,
+    patch_size=16,  # 4 x 4 = 16 patches + CLS = 17 visual tokens
+    width=128,
+    lm_layers=4,
+    lm_steps=800,
+    lm_batch=32,  # rows of `lm_context` packed tokens
+    lm_context=64,  # positions trained; a 17-token prefix + a 24-token caption fit
+    lm_lr=3e-3,
+    clip_vision_layers=4,
+    clip_text_layers=2,
+    clip_steps=2500,
+    clip_batch=128,
+    clip_lr=1e-3,
+    probe_train=24000,
+    probe_test=1000,
+    tokenizer_corpus=20000,
+)
+FAST_RECIPE = dict(
+    RECIPE,
+    width=32,
+    lm_layers=1,
+    lm_steps=20,
+    lm_batch=8,
+    clip_vision_layers=1,
+    clip_text_layers=1,
+    clip_steps=10,
+    clip_batch=32,
+    probe_train=200,
+    probe_test=100,
+    tokenizer_corpus=2000,
+)
 
 
 def _n_params(model) -> int:
@@ -94,16 +90,22 @@ def _folder_bytes(folder: Path) -> int:
 
 
 def build_tiny(
-    out: str | Path, recipe: TinyRecipe | None = None, enforce_gates: bool = True, log: Callable[[str], None] = print
+    out: str | Path, recipe: dict | None = None, enforce_gates: bool = True, log: Callable[[str], None] = print
 ) -> dict:
     """Train both tiny models and write them to `out` (replaced only on success)."""
+    recipe = SimpleNamespace(**(recipe or RECIPE))  # read as recipe.lm_steps by the trainers
+    out = Path(out)
+    with new_folder(out) as work:  # replaced only when the build is whole and passed its gates
+        manifest = _build(work, recipe, enforce_gates, log)
+    log(f"wrote {out} ({manifest['bytes'] / 1e6:.1f} MB) in {manifest['timings']['total_s']} s")
+    return manifest
+
+
+def _build(work: Path, recipe, enforce_gates: bool, log) -> dict:
+    """The build into `work`: tokenizer, GPT-2, CLIP, probes, manifest; a `GateError` if it missed its gates."""
     from transformers import CLIPImageProcessorPil, CLIPVisionModel
 
-    recipe = recipe or TinyRecipe()
-    out = Path(out)
-    work = out.with_name(out.name + ".partial")
-    shutil.rmtree(work, ignore_errors=True)
-    (work / "gpt2").mkdir(parents=True)
+    (work / "gpt2").mkdir()
     t0 = time.perf_counter()
     timings = {}
 
@@ -150,7 +152,7 @@ def build_tiny(
             "transformers": __import__("transformers").__version__,
             "threads": torch.get_num_threads(),
         },
-        "recipe": asdict(recipe),
+        "recipe": vars(recipe),
         "world": {
             "image_size": recipe.image_size,
             "colors": list(shapes.COLORS),
@@ -191,9 +193,10 @@ def build_tiny(
     (work / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     if enforce_gates and not all(gates.values()):
         failed = ", ".join(k for k, ok in gates.items() if not ok)
-        raise GateError(f"tiny build missed its quality gates ({failed}); nothing replaced, the attempt is in {work}")
-    swap_into_place(work, out)
-    log(f"wrote {out} ({manifest['bytes'] / 1e6:.1f} MB) in {timings['total_s']} s")
+        kept = work.with_name(work.name.removeprefix(".").replace(".partial", ".rejected"))
+        shutil.rmtree(kept, ignore_errors=True)
+        shutil.copytree(work, kept)
+        raise GateError(f"tiny build missed its quality gates ({failed}); nothing replaced, the attempt is in {kept}")
     return manifest
 
 

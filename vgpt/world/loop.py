@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import torch
 
-from ..progress import progress
-from ..schedule import warmup_cosine
+from ..runtime import progress
+from ..train import warmup_cosine
 
 
 def fit(

@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from ..notebook import sample_photo
 from .grading import Wrong, grade
 from .mistakes import matches, name_the_mistake, show
 
@@ -87,7 +88,6 @@ def check_clip_preprocess(fn) -> bool:
     """`fn(image, size, crop, mean, std) -> (3, crop, crop)`: CLIP's preprocessing of one PIL RGB image
     (resize the shorter side to `size`, bicubic; centre crop; rescale to [0, 1]; normalise per
     channel; channel-first), equal to CLIP's image processor with the same settings."""
-    from ..notebook import sample_photo
 
     rng = np.random.default_rng(0)
     wide = Image.fromarray(rng.integers(0, 256, (30, 50, 3), dtype=np.uint8))  # 50 wide, 30 high

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from ...masks import position_ids_from_mask
+from ...masks import position_ids
 from .grading import Wrong, grade
 from .mistakes import name_the_mistake, show
 
@@ -154,7 +154,7 @@ def check_position_ids(fn) -> bool:
                     "IndexError on it. On padding, cumsum - 1 gives -1: clamp it at 0."
                 )
             real = mask.bool()
-            expected = position_ids_from_mask(mask)
+            expected = position_ids(mask)
             from_start = torch.arange(mask.shape[1]).expand_as(mask)
             name_the_mistake(
                 got.masked_fill(~real, 0),

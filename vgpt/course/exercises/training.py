@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from ...schedule import warmup_cosine
+from ...train import warmup_cosine
 from .grading import Wrong, grade
 
 

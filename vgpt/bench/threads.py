@@ -1,14 +1,14 @@
 """`python -m vgpt bench --under-load`: a CPU training step with one thread and with torch's default,
 alone and beside one busy process, side by side in one run.
 
-Why `device.cpu_threads` gives small models one thread: with two, every small
+Why `scale.threads.cpu_threads` gives small models one thread: with two, every small
 operation ends at a barrier where the two OpenMP threads wait for each other,
 and when another program holds one of the cores that wait lasts until the
 operating system schedules the second thread again. The table shows what that
 costs and what one thread costs on an idle machine. The busy process is
 `python -c 'while True: pass'`, started and stopped here. (OMP_WAIT_POLICY,
 the other lever, is read once when torch loads, so it cannot be compared in
-one process; `device.cpu_threads`' docstring gives its figures.)
+one process; `scale.threads.cpu_threads`' docstring gives its figures.)
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ import time
 
 import torch
 
-from ..device import DEFAULT_CPU_THREADS, busy_elsewhere, cores, cpu_threads
-from ..shared_prefix import caption_forward
-from ..train import make_optimizer, optimizer_step
-from .bench import bench_models, caption_batch
+from ..scale.threads import DEFAULT_CPU_THREADS, busy_elsewhere, cores, cpu_threads
+from ..train import make_optimizer, train_step
+from .speed import bench_models
+from .timing import caption_batch
 
 
 @contextlib.contextmanager
@@ -44,14 +44,13 @@ def training_step(model, profile, captions: int):
     """One optimizer step on CPU, as training takes it: `captions` captions, each with its own
     image's (random) features, forward + backward + clipped AdamW step."""
     spec, config = profile.model, profile.train
-    ids, mask, owner = caption_batch(captions, 1, model.config.vocab_size)
+    ids, mask, owner = caption_batch(captions, 1, model.spec.vocab_size)
     features = torch.randn(captions, spec.visual_tokens, spec.vision_width)
-    opt, scaler = make_optimizer(model, config), torch.amp.GradScaler("cpu", enabled=False)
+    opt = make_optimizer(model, config)
     model.train()
 
     def step():
-        caption_forward(model, ids, mask, owner, features, shared=False).loss.backward()
-        optimizer_step(model, opt, scaler, config.clip_norm)
+        train_step(opt, lambda: model(ids, mask, features=features, owner=owner).loss, 1.0, config.clip_norm)
 
     return step
 
@@ -70,7 +69,7 @@ def seconds_per_step(step, threads: int, steps: int) -> float:
 
 def thread_timings(step, thread_counts, steps: int, rounds: int):
     """Median s/step by (threads, beside a busy process) over `rounds` rounds, and in each condition
-    the thread count `device.cpu_threads` picks from the load it measures there. Within a round every
+    the thread count `scale.threads.cpu_threads` picks from the load it measures there. Within a round every
     combination runs back to back, so slow spells of the machine hit them all alike."""
     seen: dict[tuple[int, bool], list[float]] = {}
     picks: dict[bool, list[int]] = {False: [], True: []}

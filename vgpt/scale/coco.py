@@ -30,7 +30,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from .data import CaptionRecord, Captions, DataError, _inside
+from ..data import CaptionRecord, Captions, DataError, inside
 
 COCO_FILE = "dataset_coco.json"
 LAYOUT = "coco"  # Captions.layout of a folder read here
@@ -64,7 +64,7 @@ def _entry_problem(folder: Path, entry) -> tuple[str | None, str, Path | None]:
     if not isinstance(filepath, str):
         return f"'filepath' is not a string ({filepath!r})", entry["filename"], None
     name = f"{filepath}/{entry['filename']}" if filepath else entry["filename"]
-    path = _inside(folder, name)
+    path = inside(folder, name)
     if path is None:
         return f"image name {name!r} leaves the data folder", name, None
     if entry.get("split") not in SPLITS:

@@ -1,11 +1,12 @@
-"""The pictures: loss curves and image grids with captions. The only module that imports matplotlib."""
+"""The pictures: loss curves, image grids with captions, attention over the patches (matplotlib)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 
-def _plt():
+def pyplot():
+    """matplotlib.pyplot, drawing inline in a notebook and to files (Agg) anywhere else."""
     import matplotlib
 
     if matplotlib.get_backend().lower() not in {"module://matplotlib_inline.backend_inline", "nbagg", "widget"}:
@@ -15,16 +16,11 @@ def _plt():
     return plt
 
 
-def loss_curve(
-    history: dict,
-    path: str | Path | None = None,
-    smooth: int = 20,
-    floor: float | None = None,
-    title: str | None = None,
-):
+def loss_curve(history: dict, path: str | Path | None = None, smooth: int = 20, floor: float | None = None,
+               title: str | None = None):  # fmt: skip
     """Training loss per step (raw and smoothed) and validation loss per epoch; `floor`, where given,
-    is the blind floor (`course.notebook.blind_floor`): the loss of a captioner that ignores the image."""
-    plt = _plt()
+    is the blind floor (notebook 00): the loss of a captioner that ignores the image."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     losses = history["step_loss"]
     ax.plot(range(1, len(losses) + 1), losses, color="tab:blue", alpha=0.25, lw=0.8, label="train (step)")
@@ -54,17 +50,11 @@ def loss_curve(
     return fig
 
 
-def caption_grid(
-    images,
-    predictions: list[str],
-    references: list[str] | None = None,
-    path: str | Path | None = None,
-    columns: int = 4,
-    title: str | None = None,
-):
+def caption_grid(images, predictions: list[str], references: list[str] | None = None,
+                 path: str | Path | None = None, columns: int = 4, title: str | None = None):  # fmt: skip
     """Images with their predicted caption (green where it equals the reference, red where not, with
     a key to the colours under the grid), and `title`, where given, above the grid."""
-    plt = _plt()
+    plt = pyplot()
     rows = -(-len(images) // columns)
     # constrained layout leaves room for titles of up to three lines above square images
     fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.8 * rows + 0.4), squeeze=False,
@@ -96,7 +86,7 @@ def attention_maps(image, words: list[str], maps, title: str | None = None, colu
     Every panel shares one colour scale, from 0 to the largest share in any map, with a colour bar
     marking the uniform share 1 / patches: a flat map then looks flat, not as peaked as the rest.
     """
-    plt = _plt()
+    plt = pyplot()
     import numpy as np
 
     panels = len(words) + 1
@@ -149,53 +139,3 @@ def _wrap(text: str, width: int = 34) -> str:
         else:
             line = f"{line} {word}".strip()
     return "\n".join(lines + [line])
-
-
-_KIND_COLORS = {"data": "#ffffff", "frozen": "#c9d6e8", "trained": "#f6c28b", "rule": "#e4e4e4"}
-
-
-def pipeline_diagram(highlight: int | None = None, title: str | None = None):
-    """The whole pipeline, left to right, frozen and trained parts coloured apart; the blocks of
-    notebook `highlight` get a thick red outline."""
-    from matplotlib.patches import FancyBboxPatch, Patch
-
-    from .course.pipeline import NOTEBOOKS, PIPELINE
-
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(13, 2.6))
-    width, gap = 1.25, 0.35
-    for i, block in enumerate(PIPELINE):
-        x = i * (width + gap)
-        lit = highlight is not None and highlight in block.notebooks
-        style = dict(boxstyle="round,pad=0.05", linewidth=3 if lit else 1, edgecolor="red" if lit else "black")
-        if block.kind == "frozen+trained":  # GPT-2 frozen, LoRA inside it trained: two colours
-            ax.add_patch(FancyBboxPatch((x, 0.0), width, 0.55, facecolor=_KIND_COLORS["frozen"], **style))
-            ax.add_patch(FancyBboxPatch((x, 0.55), width, 0.45, facecolor=_KIND_COLORS["trained"], **style))
-            label, y, size = block.label.replace("\n+ ", " + "), 0.0, 8.5
-            for text, y in (("LoRA", 0.77), (label.split(" + ")[0], 0.27)):
-                ax.text(x + width / 2, y, text, ha="center", va="center", fontsize=size,
-                        fontweight="bold" if lit else "normal")  # fmt: skip
-        else:
-            ax.add_patch(FancyBboxPatch((x, 0.0), width, 1.0, facecolor=_KIND_COLORS[block.kind], **style))
-            ax.text(x + width / 2, 0.5, block.label, ha="center", va="center", fontsize=8.5,
-                    fontweight="bold" if lit else "normal")  # fmt: skip
-        if i < len(PIPELINE) - 1:
-            ax.annotate("", xy=(x + width + gap, 0.5), xytext=(x + width, 0.5),
-                        arrowprops=dict(arrowstyle="->", lw=1.2))  # fmt: skip
-    legend = [
-        Patch(facecolor=_KIND_COLORS["frozen"], edgecolor="black", label="frozen (pretrained, never updated)"),
-        Patch(facecolor=_KIND_COLORS["trained"], edgecolor="black", label="trained (the bridge)"),
-        Patch(facecolor=_KIND_COLORS["data"], edgecolor="black", label="data / tensors"),
-        Patch(facecolor=_KIND_COLORS["rule"], edgecolor="black", label="a rule (no weights)"),
-    ]
-    if highlight is not None:
-        legend.append(Patch(facecolor="none", edgecolor="red", linewidth=3, label=f"notebook {highlight:02d}"))
-    ax.legend(handles=legend, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=len(legend), fontsize=8,
-              frameon=False)  # fmt: skip
-    ax.set_xlim(-0.1, len(PIPELINE) * (width + gap) - gap + 0.1)
-    ax.set_ylim(-0.45, 1.1)
-    ax.axis("off")
-    name = NOTEBOOKS.get(highlight, "") if highlight is not None else ""
-    ax.set_title(title or (f"The pipeline; this notebook ({highlight:02d}, {name}) in red" if name else "The pipeline"))
-    fig.tight_layout()
-    return fig

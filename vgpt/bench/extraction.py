@@ -10,11 +10,11 @@ from pathlib import Path
 import torch
 
 from ..data import open_image
-from ..device import autocast, autocast_dtype
 from ..features import build_cache, processor_pixels
-from ..shared_prefix import caption_forward
-from ..train import make_optimizer, optimizer_step
+from ..runtime import autocast, autocast_dtype
+from ..train import make_optimizer, scaled_train_step
 from ..world import shapes
+from .timing import caption_batch
 
 
 def extraction_timings(model, profile, images: int, device, batch_size: int = 32) -> dict[str, float]:
@@ -38,14 +38,24 @@ def extraction_timings(model, profile, images: int, device, batch_size: int = 32
             ("fp32, decode on the main thread", None, False),
             (f"{fast_name}, decode in a thread", "auto", True),
         )
-        build_cache(model.vision, items[:4], processor_pixels(processor), Path(tmp) / "warm-up",
-                    profile.model.features, size, 4, device)  # fmt: skip
+        build_cache(
+            model.vision, items[:4], processor_pixels(processor), Path(tmp) / "warm-up", profile.model, 4, device
+        )
         for k, (name, dtype, prefetch) in enumerate(variants):
             if device.type == "cuda":
                 torch.cuda.synchronize()
             start = time.perf_counter()
-            build_cache(model.vision, items, processor_pixels(processor), Path(tmp) / f"cache{k}",
-                        profile.model.features, size, batch_size, device, dtype=dtype, prefetch=prefetch)  # fmt: skip
+            build_cache(
+                model.vision,
+                items,
+                processor_pixels(processor),
+                Path(tmp) / f"cache{k}",
+                profile.model,
+                batch_size,
+                device,
+                dtype=dtype,
+                prefetch=prefetch,
+            )
             if device.type == "cuda":
                 torch.cuda.synchronize()
             out[name] = images / (time.perf_counter() - start)
@@ -55,8 +65,6 @@ def extraction_timings(model, profile, images: int, device, batch_size: int = 32
 def measured_peak_memory(model, profile, device, batch_sizes=(8, 32), captions: int = 5) -> dict:
     """Peak CUDA memory (GiB) of one real optimizer step from cached features at each batch size
     (captions per step, `captions` per image), one caption per sequence and with the shared prefix."""
-    from .bench import caption_batch
-
     dtype = autocast_dtype(device)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     opt = make_optimizer(model, profile.train)
@@ -65,14 +73,16 @@ def measured_peak_memory(model, profile, device, batch_sizes=(8, 32), captions: 
     for name, shared in (("(b) cached features", False), ("(c) cached + shared prefix", True)):
         for batch in batch_sizes:
             images = max(1, batch // captions)
-            ids, mask, owner = (t.to(device) for t in caption_batch(images, captions, model.config.vocab_size))
+            ids, mask, owner = (t.to(device) for t in caption_batch(images, captions, model.spec.vocab_size))
             feats = torch.randn(images, profile.model.visual_tokens, profile.model.vision_width, device=device)
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(device)
-            with autocast(device, dtype):
-                loss = caption_forward(model, ids, mask, owner, feats, shared).loss
-            scaler.scale(loss).backward()
-            optimizer_step(model, opt, scaler, 1.0)
+
+            def loss_fn(ids=ids, mask=mask, feats=feats, owner=owner, shared=shared):
+                with autocast(device, dtype):
+                    return model(ids, mask, features=feats, owner=owner, shared_prefix=shared).loss
+
+            scaled_train_step(scaler)(opt, loss_fn, 1.0, 1.0)
             torch.cuda.synchronize()
             out.setdefault(name, {})[images * captions] = torch.cuda.max_memory_allocated(device) / 2**30
     return out

@@ -1,10 +1,10 @@
-"""The demo's time (issue #15): the profile's own recipe against the demo's fast one, in one process.
+"""The demo's time: the profile's own recipe against the demo's fast one, in one process.
 
 Both run `demo.run_demo` end to end on the same cached features (built once, before the timings):
 loading the models, training with per-epoch validation, captioning the test and compositional
 splits, writing the run folder. Printed: absolute seconds of each, the ratio, and each one's test
 exact match and end-of-text rate. On a CPU the thread count is pinned (1 by default) for both runs:
-left to `device.use_cpu_threads`, it follows the machine's load, and a first try on a shared 2-core
+left to `scale.threads.use_cpu_threads`, it follows the machine's load, and a first try on a shared 2-core
 machine gave the profile's recipe 2 threads and the fast one 1, a ratio of 0.75 that measured the
 neighbours, not the recipes.
 """
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
+from ..config import TINY
 from ..loading import load_profile
-from ..profiles import TINY
-from .demo import RECIPES, run_demo, shapes_features
+from ..world.demo import RECIPES, run_demo, shapes_features
 
 
 def run_demo_bench(

@@ -1,6 +1,7 @@
 """The timing harness behind `python -m vgpt bench`: run a variant a few times after one warm-up,
 and from that warm-up count its FLOPs (torch's FLOP counter) and the bytes autograd keeps for the
-backward pass. Knows nothing of the models; `bench.py` says what is measured."""
+backward pass; and random caption batches to time it on. Knows nothing of the models; `speed.py`
+says what is measured."""
 
 from __future__ import annotations
 
@@ -77,3 +78,13 @@ def measure(name: str, run, repeats: int, warmup=None, device=None) -> Timing:
             torch.cuda.synchronize()
         seconds.append(time.perf_counter() - start)
     return Timing(name, seconds, counter.get_total_flops(), saved_bytes=saved.total)
+
+
+def caption_batch(images: int, per_image: int, vocab: int, seed: int = 0):
+    """Random caption ids of Flickr8k-like lengths (10 to 20 tokens + end-of-text), right-padded."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(10, 21, (images * per_image,), generator=g)
+    ids = torch.randint(1, vocab, (len(lengths), int(lengths.max())), generator=g)
+    mask = (torch.arange(ids.shape[1]) < lengths[:, None]).long()
+    owner = torch.arange(images).repeat_interleave(per_image)
+    return ids, mask, owner

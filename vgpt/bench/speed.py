@@ -3,7 +3,7 @@
 Training, per image with 5 captions (forward + backward of one batch):
   (a) the original recipe: the vision tower runs for every caption, fp32, one caption per sequence
   (b) cached features, one caption per sequence
-  (c) cached features and one shared prefix per image (`shared_prefix.py`)
+  (c) cached features and one shared prefix per image (`speedups.py`)
 Generation of 30 new tokens: one by one or batched, with or without the KV cache.
 
 Every variant runs in the same process on the same models, a warm-up first
@@ -19,46 +19,34 @@ from types import SimpleNamespace
 
 import torch
 
-from ..bridge import BridgeConfig
-from ..device import autocast, autocast_dtype, pick_device
+from ..config import SEED, TINY
 from ..generate import greedy
+from ..loading import load_profile
 from ..model import VisionGPT2
-from ..shared_prefix import caption_forward
-from .bench_more import extraction_timings, measured_peak_memory
-from .bench_timing import SavedTensors, Timing, measure
+from ..runtime import autocast, autocast_dtype, pick_device
+from ..scale.standins import seed_architectures
+from .extraction import extraction_timings, measured_peak_memory
+from .timing import SavedTensors, Timing, caption_batch, measure
 
 
 def bench_models(profile: str = "seed"):
     """(model, profile): the seed's architectures with random weights, or the tiny models."""
-    from ..loading import build_seed_random, load_profile
-    from ..profiles import SEED, TINY
-
     if profile == "seed":
-        vision, lm = build_seed_random()
+        vision, lm = seed_architectures()
         tokenizer, chosen = SimpleNamespace(eos_token_id=lm.config.eos_token_id), SEED
     elif profile == "tiny":
         parts = load_profile("tiny", verbose=False)
         vision, lm, tokenizer, chosen = parts.vision, parts.language_model, parts.tokenizer, TINY
     else:
         raise ValueError(f"bench runs on 'seed' (random weights) or 'tiny', not {profile!r}")
-    return VisionGPT2(vision, lm, BridgeConfig.for_models(chosen, vision, lm), tokenizer), chosen
-
-
-def caption_batch(images: int, per_image: int, vocab: int, seed: int = 0):
-    """Random caption ids of Flickr8k-like lengths (10 to 20 tokens + end-of-text), right-padded."""
-    g = torch.Generator().manual_seed(seed)
-    lengths = torch.randint(10, 21, (images * per_image,), generator=g)
-    ids = torch.randint(1, vocab, (len(lengths), int(lengths.max())), generator=g)
-    mask = (torch.arange(ids.shape[1]) < lengths[:, None]).long()
-    owner = torch.arange(images).repeat_interleave(per_image)
-    return ids, mask, owner
+    return VisionGPT2(vision, lm, chosen, tokenizer), chosen
 
 
 def training_timings(model, profile, images: int, captions: int, repeats: int, device) -> list[Timing]:
     dtype = autocast_dtype(device)
     size = profile.model.image_size
     pixels = torch.randn(images, 3, size, size, generator=torch.Generator().manual_seed(1)).to(device)
-    ids, mask, owner = caption_batch(images, captions, model.config.vocab_size)
+    ids, mask, owner = caption_batch(images, captions, model.spec.vocab_size)
     ids, mask, owner = ids.to(device), mask.to(device), owner.to(device)
     features = model.features(pixels)
     model.train()
@@ -70,7 +58,7 @@ def training_timings(model, profile, images: int, captions: int, repeats: int, d
     def cached_step(shared: bool):
         def run():
             with autocast(device, dtype):
-                loss = caption_forward(model, ids, mask, owner, features, shared).loss
+                loss = model(ids, mask, features=features, owner=owner, shared_prefix=shared).loss
             loss.backward()
             model.zero_grad(set_to_none=True)
 
@@ -90,15 +78,15 @@ def generation_timings(model, images: int, new_tokens: int, repeats: int, device
     pixels = torch.randn(images, 3, size, size, generator=torch.Generator().manual_seed(2)).to(device)
     with torch.no_grad():
         prefix = model.visual_prefix(pixel_values=pixels)
-    produced = {}
+    produced, eos = {}, model.tokenizer.eos_token_id
 
     def variant(batched: bool, cache: bool, tokens: int):
         def run():
             with autocast(device, dtype):
                 rows = (
-                    [greedy(model, prefix, tokens, kv_cache=cache)]
+                    [greedy(model.lm, prefix, eos, tokens, kv_cache=cache)]
                     if batched
-                    else [greedy(model, prefix[i : i + 1], tokens, kv_cache=cache) for i in range(images)]
+                    else [greedy(model.lm, prefix[i : i + 1], eos, tokens, kv_cache=cache) for i in range(images)]
                 )
             produced[(batched, cache)] = sum(len(r) for part in rows for r in part)
 
@@ -130,7 +118,7 @@ def memory_estimate(model, profile, device, captions: int = 5, batch_sizes=(8, 1
     fp32 logits and their gradient, and 0.5 GB of CUDA context.
     """
     dtype = autocast_dtype(device) or torch.bfloat16
-    ids, mask, owner = caption_batch(1, captions, model.config.vocab_size, seed=3)
+    ids, mask, owner = caption_batch(1, captions, model.spec.vocab_size, seed=3)
     ids, mask, owner = ids.to(device), mask.to(device), owner.to(device)
     features = torch.randn(1, profile.model.visual_tokens, profile.model.vision_width, device=device)
     model.train()
@@ -138,7 +126,7 @@ def memory_estimate(model, profile, device, captions: int = 5, batch_sizes=(8, 1
     for name, shared in (("(b) cached features", False), ("(c) cached + shared prefix", True)):
         saved = SavedTensors()
         with saved, torch.autocast(device.type, dtype=dtype):
-            out = caption_forward(model, ids, mask, owner, features, shared)
+            out = model(ids, mask, features=features, owner=owner, shared_prefix=shared)
         out.loss.backward()
         model.zero_grad(set_to_none=True)
         per_caption[name] = (saved.total / captions, out.logits[0].numel())

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from .data import CaptionRecord, Captions, DataError, _Collector, open_image
+from ..data import CaptionRecord, Captions, DataError, Rows, open_image
 
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 NAME_COLUMNS = ("file_name", "filename", "image_name", "image_id", "image_path")
@@ -146,7 +146,7 @@ def open_row_image(table, row: int, where: str):
     return open_image(io.BytesIO(image_bytes(table, row, where)), name=where)
 
 
-def _scan(source: str, tables: dict, rows: _Collector) -> tuple[str, list[dict]]:
+def _scan(source: str, tables: dict, rows: Rows) -> tuple[str, list[dict]]:
     """Every row of every table, read once in Arrow batches (image bytes not decoded)."""
     shape, found = None, []
     for split, table in tables.items():
@@ -220,7 +220,7 @@ def _split_rule(tables: dict, found: list[dict]) -> tuple[Callable[[dict], str |
 def load_hf_captions(source) -> Captions:
     """A Hugging Face caption dataset as `data.Captions` (see the module doc); bad rows skipped and counted."""
     source = str(source)
-    tables, rows = open_tables(source), _Collector()
+    tables, rows = open_tables(source), Rows()
     shape, found = _scan(source, tables, rows)
     distrust = _names_identify_images(shape, found)
     by_hash = [r for r in found if distrust or r["name"] is None]
