@@ -19,9 +19,9 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from vgpt.app.cli import main
-from vgpt.course.classroom import release
-from vgpt.course.exercise_cells import ClassroomError, checks_of
-from vgpt.course.submission import grading_notebook, verdicts
+from vgpt.classroom.exercise_cells import ClassroomError, checks_of
+from vgpt.classroom.release import release
+from vgpt.classroom.submission import grading_notebook, verdicts
 
 HERE = Path(__file__).resolve().parent
 STEM = "01_sums"

@@ -26,7 +26,8 @@ Around them:
     viz                the plots (the only module that imports matplotlib)
     world/             Shapes World and the build of the tiny profile's models
     app/               the command line, runs on a folder, the demo, the benchmark
-    course/            what the notebooks use (examples, exercise checkers, the demo widget); release and grading
+    course/            what the notebooks use (examples, exercise checkers, the demo widget)
+    classroom/         `python -m vgpt classroom`: release the student version, grade submissions in a sandbox
 """
 
 __version__ = "0.1.0"

@@ -2,7 +2,7 @@
 
 cli            `python -m vgpt COMMAND` (every command has --help): the parser and main
 commands_*     the commands' handlers: captioner (demo, train, extract, caption,
-               evaluate), setup (build-tiny, profile), classroom (release, grade)
+               evaluate), setup (build-tiny, profile); classroom's are in vgpt/classroom/
 runs           train / caption / evaluate / extract on a caption folder; run folders
 demo           the main job: train and evaluate on Shapes World, write a run folder
 bench          speed of each lever side by side, FLOPs, a GPU memory estimate

@@ -5,7 +5,7 @@ as one line on stderr and a non-zero exit code, not a traceback.
 
 Here: the parser and `main`. The commands' handlers live by job in
 `commands_captioner.py` (demo, train, extract, caption, evaluate),
-`commands_setup.py` (build-tiny, profile) and `commands_classroom.py`;
+`commands_setup.py` (build-tiny, profile), and `classroom/commands.py`, which adds its own;
 bench's, which only picks a benchmark module, stays beside its parser here.
 """
 
@@ -16,9 +16,10 @@ import json
 import sys
 from pathlib import Path
 
+from ..classroom import commands as classroom_commands
 from ..errors import UserError
 from ..paths import TINY_DIR
-from . import commands_captioner, commands_classroom, commands_setup
+from . import commands_captioner, commands_setup
 
 DATA_HELP = (
     "caption data: a folder with Images/ + captions.txt (Kaggle), Flicker8k_Dataset/ + Flickr8k.token.txt "
@@ -51,19 +52,6 @@ def _bench(args) -> int:
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     return 0
-
-
-SOURCE_HELP = "the teacher's notebooks folder (default: the repository's notebooks/)"
-GRADE_HELP = """Grade each SUBMISSION (a student's folder of notebooks, or one notebook) against the teacher's
-notebooks. For each student and notebook a grading notebook is built from the teacher's source, with only
-the exercise cells (matched by nbgrader grade_id) taken from the student: checker cells always come from
-the source. It runs in a fresh kernel, in a process and temporary folder of its own, with a time limit;
-every checker gets its chance even after errors. Writes one CSV row per (student, notebook, exercise):
-student, notebook, exercise, passed (0/1), points, message, and prints a students x notebooks table.
-
-NOT A SECURITY SANDBOX: submissions run as you, with your files and network. This isolates students from
-each other and from crashes and hangs, not from a hostile student. Grade untrusted code in a throwaway
-container or account."""
 
 
 def _add_decoding(p) -> None:
@@ -219,49 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demo-scenes", type=int, default=20_000, help="training scenes, --demo (default: %(default)s)")
     p.set_defaults(func=_bench)
 
-    p = sub.add_parser(
-        "classroom",
-        help="hand the notebooks out to a class and grade them",
-        description="Release the student version of the notebooks, or grade submissions.",
-    )
-    room = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    q = room.add_parser(
-        "release",
-        help="write the student version of the notebooks",
-        description="Copy the notebooks folder into OUT with every exercise's solution (between "
-        "### BEGIN SOLUTION and ### END SOLUTION) replaced by a stub that raises "
-        "NotImplementedError, exercise and checker outputs cleared, and solutions/ "
-        "left out. Refuses unbalanced solution markers, naming notebook and cell.",
-    )
-    q.add_argument("out", type=Path, metavar="OUT", help="new (or empty) folder for the student version")
-    q.add_argument("--source", type=Path, default=None, help=SOURCE_HELP)
-    q.set_defaults(func=commands_classroom.classroom_release)
-    q = room.add_parser(
-        "grade",
-        help="run and grade students' notebooks (not a sandbox)",
-        description=GRADE_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    q.add_argument(
-        "submissions",
-        type=Path,
-        nargs="+",
-        metavar="SUBMISSION",
-        help="a student's folder of notebooks (the folder's name is the student's) or one .ipynb",
-    )
-    q.add_argument("--out", type=Path, default=Path("grades.csv"), help="CSV file (default: %(default)s)")
-    q.add_argument("--source", type=Path, default=None, help=SOURCE_HELP)
-    q.add_argument(
-        "--timeout",
-        type=float,
-        default=300,
-        help="seconds each notebook may run, kernel start excluded (default: %(default)s)",
-    )
-    q.add_argument(
-        "--startup-timeout", type=float, default=180, help="seconds a kernel may take to start (default: %(default)s)"
-    )
-    q.add_argument("--jobs", type=int, default=1, help="notebooks graded at once (default: %(default)s)")
-    q.set_defaults(func=commands_classroom.classroom_grade)
+    classroom_commands.add_commands(sub)
 
     p = sub.add_parser(
         "profile",

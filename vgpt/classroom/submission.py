@@ -140,7 +140,7 @@ def run_isolated(nb, support: Path | None, timeout: float, startup_timeout: floa
         command = [
             sys.executable,
             "-m",
-            "vgpt.course.kernel_run",
+            "vgpt.classroom.kernel_run",
             str(tmp / "grading.ipynb"),
             str(work),
             str(report),

@@ -1,10 +1,10 @@
 """One grading notebook run in a fresh kernel, cell by cell, each result reported as a line of JSON.
 
-The grader (`vgpt.course.classroom`) starts this module in a process of its
+The grader (`vgpt.classroom.release`) starts this module in a process of its
 own for every (student, notebook), so that a submission that hangs, floods or
 kills its kernel takes nothing else down with it:
 
-    python -m vgpt.course.kernel_run NOTEBOOK WORKDIR REPORT --timeout 300 --startup-timeout 180 --kernel NAME
+    python -m vgpt.classroom.kernel_run NOTEBOOK WORKDIR REPORT --timeout 300 --startup-timeout 180 --kernel NAME
 
 REPORT receives, one JSON object per line, flushed as they happen (so the
 grader keeps what was reported even if it has to kill this process):
