@@ -188,8 +188,12 @@ def _top_k_case(name: str, k: int, rows: int, vocab: int, seed: int) -> Case:
 
 check_top_k_filter = Checker(
     "top_k_filter",
-    lambda: [_top_k_case("k = 2 of 7", 2, 3, 7, 0), _top_k_case("k = 1", 1, 3, 11, 1),
-             _top_k_case("k = 4 of 50", 4, 5, 50, 2), _top_k_case("k = V", 11, 3, 11, 3)],  # fmt: skip
+    lambda: [
+        _top_k_case("k = 2 of 7", 2, 3, 7, 0),
+        _top_k_case("k = 1", 1, 3, 11, 1),
+        _top_k_case("k = 4 of 50", 4, 5, 50, 2),
+        _top_k_case("k = V", 11, 3, 11, 3),
+    ],  # fmt: skip
     """`fn(logits (B, V), k) -> (B, V)`: the k largest logits of each row kept as they are,
     every other one set to -inf (so softmax gives it probability 0).""",
 )

@@ -159,8 +159,7 @@ def _check_position_ids(got, mask: torch.Tensor, what: str) -> None:
             ),
             (
                 mask.long().cumsum(-1).masked_fill(~real, 0),
-                "off by one: the first real slot must be "
-                "position 0 (a running count gives 1, 2, 3, ...: subtract 1)",
+                "off by one: the first real slot must be position 0 (a running count gives 1, 2, 3, ...: subtract 1)",
             ),
         ],
     )

@@ -69,8 +69,11 @@ def _schedule_case(name: str, total: int, warmup: int) -> Case:
 
 check_warmup_cosine = Checker(
     "warmup_cosine",
-    lambda: [_schedule_case("10 steps, 3 warmup", 10, 3), _schedule_case("100 steps, 10 warmup", 100, 10),
-             _schedule_case("no warmup (warmup = 0)", 7, 0)],  # fmt: skip
+    lambda: [
+        _schedule_case("10 steps, 3 warmup", 10, 3),
+        _schedule_case("100 steps, 10 warmup", 100, 10),
+        _schedule_case("no warmup (warmup = 0)", 7, 0),
+    ],  # fmt: skip
     """`fn(step, total, warmup) -> float`: linear warmup to 1 over `warmup` steps (step 0 gives
     1 / warmup), then cosine decay to 0 at `total`; no warmup at all when `warmup` is 0.""",
 )
@@ -217,8 +220,12 @@ def _adamw_case() -> Case:
 
 check_train_step = Checker(
     "train_step",
-    lambda: [_one_step_case("one SGD step, factor 0.5", 0.5), _one_step_case("one SGD step, factor 1", 1.0),
-             _twice_case(), _adamw_case()],  # fmt: skip
+    lambda: [
+        _one_step_case("one SGD step, factor 0.5", 0.5),
+        _one_step_case("one SGD step, factor 1", 1.0),
+        _twice_case(),
+        _adamw_case(),
+    ],  # fmt: skip
     """`fn(opt, loss_fn, factor, clip_norm) -> float`: one optimizer step of the bridge. Each param
     group's lr becomes its own "base_lr" times `factor`; the loss `loss_fn()` is backpropagated;
     the gradient norm of all the parameters together is clipped to `clip_norm`; the optimizer

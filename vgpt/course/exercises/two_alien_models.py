@@ -162,8 +162,7 @@ def _loss_case(name: str, logits, ids, mask) -> Case:
         ),
         (
             _logits_as_log_probs(logits, ids, mask),
-            "Logits are not log-probabilities: take log_softmax "
-            "over the vocabulary first (or use F.cross_entropy).",
+            "Logits are not log-probabilities: take log_softmax over the vocabulary first (or use F.cross_entropy).",
         ),
     ]
 
