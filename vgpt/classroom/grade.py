@@ -250,6 +250,13 @@ def _memory_error(value) -> bool:
     return isinstance(value, dict) and any(_memory_error(v) for v in value.values())
 
 
+def _output_error(value) -> bool:
+    """A write past RLIMIT_FSIZE: Python ignores SIGXFSZ, so the write fails with EFBIG instead."""
+    if isinstance(value, wire.Raised):
+        return value.is_a("OSError") and "File too large" in value.message
+    return isinstance(value, dict) and any(_output_error(v) for v in value.values())
+
+
 def _process_error(value) -> bool:
     """fork() or a new thread refused (EAGAIN): the process limit."""
     if isinstance(value, wire.Raised):
@@ -286,6 +293,9 @@ def verdict_of(task: Task, outcome: tuple, checker: Checker, limits: Limits) -> 
         err = data["cell"]
         if _memory_error(err):
             return Verdict(False, f"memory limit: the exercise cell ran out of memory ({err.type_name})")
+        if _output_error(err):
+            return Verdict(False, f"output limit: the exercise cell wrote past {mb} MB to one file, what it prints "
+                                  f"included ({err.message})")  # fmt: skip
         if _process_error(err):
             return Verdict(False, f"process limit: the exercise cell could not start another process (the sandbox "
                                   f"allows {limits.processes} processes and threads): {err.message}")  # fmt: skip
@@ -304,6 +314,9 @@ def verdict_of(task: Task, outcome: tuple, checker: Checker, limits: Limits) -> 
     if not verdict.passed and any(_memory_error(r) for r in results):
         return Verdict(False, f"memory limit: {function} ran out of memory under the sandbox's "
                               f"{limits.memory >> 20} MB per process ({verdict.message})")  # fmt: skip
+    if not verdict.passed and any(_output_error(r) for r in results):
+        return Verdict(False, f"output limit: {function} wrote past {mb} MB to one file, what it prints included "
+                              f"({verdict.message})")  # fmt: skip
     if not verdict.passed and any(_process_error(r) for r in results):
         return Verdict(False, f"process limit: {function} could not start another process (the sandbox allows "
                               f"{limits.processes} processes and threads; {verdict.message})")  # fmt: skip
