@@ -272,7 +272,7 @@ def verdict_of(task: Task, outcome: tuple, checker: Checker, limits: Limits) -> 
         reason, detail = outcome[1], outcome[2]
         return Verdict(False, {
             "time": f"time limit: {function} ran past {limits.seconds:g} s (its cell and its cases together)",
-            "cpu": f"CPU limit: {function} used more than {limits.seconds:g} s of CPU time ({detail})",
+            "cpu": f"CPU limit: {function} used more than {limits.cpu or limits.seconds:g} s of CPU time ({detail})",
             "output": f"output limit: {function} wrote past {mb} MB to one file, what it prints included ({detail})",
             "report": f"output limit: {function}'s answers came to more than {limits.report >> 20} MB ({detail})",
             "signal": f"crashed: {function}'s process died of {detail} (a crash, or memory it could not get)",

@@ -11,10 +11,11 @@ The runner sets the sandbox's limits, drops to the sandbox's own uid when it
 starts as root, imports torch (and transformers if a call needs it) once,
 then for each exercise forks a child that runs the cell in a fresh namespace,
 calls the function on every case (`calls.call`), writes what came back to a
-file and exits. The cell's prints go to a file of their own, never to the
+pipe and exits. The cell's prints go to a file of their own, never to the
 grader. Whatever the child does (hangs, crashes, exits, forks, floods), the
-runner waits at most the exercise's seconds, then kills every process of the
-sandbox but itself, and reports on its stdout, one JSON line each:
+runner waits at most the exercise's seconds and reads at most its report's
+bytes, then kills every process of the sandbox but itself, empties /tmp for
+the next exercise, and reports on its stdout, one JSON line each:
 
     {"event": "ready"}                                           started, limits set
     {"event": "start", "index": 3}                               exercise 3 begins
@@ -33,6 +34,8 @@ import builtins
 import json
 import os
 import resource
+import select
+import shutil
 import signal
 import sys
 import tempfile
@@ -41,6 +44,7 @@ import time
 from vgpt.course.exercises import calls, wire
 
 STOP_SIGNALS = {signal.SIGXCPU: "cpu", signal.SIGXFSZ: "output"}
+NO_REPORT = 70  # a child's exit code: something of its own failed before it could report
 _events = [1]  # the event stream's fd: the runner's stdout, moved aside by `run` (other prints go to stderr)
 
 
@@ -88,8 +92,8 @@ def run_exercise(exercise: dict, cases: list) -> dict:
     return {"defined": True, "module": str(getattr(fn, "__module__", None) or ""), "results": results}
 
 
-def child(index: int, exercise: dict, cases: list, limits: dict, work: str, isolated: bool) -> None:
-    """The exercise's own process: never returns."""
+def child(index: int, exercise: dict, cases: list, limits: dict, work: str, isolated: bool, answers: int) -> None:
+    """The exercise's own process: runs it, writes what came back to the `answers` pipe; never returns."""
     try:
         os.close(_events[0])
         if not isolated:  # no process namespace to empty afterwards: a process group of its own instead
@@ -98,16 +102,56 @@ def child(index: int, exercise: dict, cases: list, limits: dict, work: str, isol
         os.dup2(out, 1)
         os.dup2(out, 2)
         os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-        seconds = max(1, int(exercise.get("seconds", limits["seconds"])))
-        resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 1))
-        blob = wire.dumps(run_exercise(exercise, cases))
-        path = os.path.join(work, f"result-{index}")
-        with open(path + ".part", "wb") as f:
-            f.write(blob)
-        os.rename(path + ".part", path)
+        cpu = max(1, int(cpu_seconds(exercise, limits)))
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+        blob = memoryview(wire.dumps(run_exercise(exercise, cases)))
+        while blob:
+            blob = blob[os.write(answers, blob) :]
         os._exit(0)
     except BaseException:  # noqa: BLE001 (nothing of the child's may reach the runner's loop)
-        os._exit(70)
+        os._exit(NO_REPORT)
+
+
+def collect(pid: int, answers: int, seconds: float, cap: int, isolated: bool) -> tuple[bytes, int, str]:
+    """Read the child's answers while it runs; its wait status, and "" or why the runner stopped it
+    ("time": past `seconds`; "report": answers past `cap` bytes)."""
+    deadline, chunks, size, stopped, status = time.monotonic() + seconds, [], 0, "", None
+    while status is None:
+        readable, _, _ = select.select([answers], [], [], 0.02)
+        if readable:
+            chunk = os.read(answers, 1 << 20)
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > cap:
+                stopped = "report"
+        done, wait_status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            status = wait_status
+        elif stopped or time.monotonic() > deadline:
+            stopped = stopped or "time"
+            kill_the_rest(pid, isolated)
+            status = os.waitpid(pid, 0)[1]
+    while not stopped and select.select([answers], [], [], 0)[0]:  # what the child wrote just before it exited
+        chunk = os.read(answers, 1 << 20)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+        stopped = "report" if size > cap else ""
+    return b"".join(chunks), status, stopped
+
+
+def empty_tmp(work: str, isolated: bool) -> None:
+    """What the next exercise finds: an empty work folder, and in the sandbox an empty /tmp but for it."""
+    for folder in ("/tmp", work) if isolated else (work,):
+        for name in os.listdir(folder):
+            path = os.path.join(folder, name)
+            if path != work:
+                shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
+
+
+def cpu_seconds(exercise: dict, limits: dict) -> float:
+    return float(limits.get("cpu") or exercise.get("seconds", limits["seconds"]))
 
 
 def kill_the_rest(pid: int, isolated: bool) -> None:
@@ -122,20 +166,7 @@ def kill_the_rest(pid: int, isolated: bool) -> None:
         pass
 
 
-def wait(pid: int, seconds: float, isolated: bool) -> tuple[int, bool]:
-    """The child's wait status, and whether the runner had to kill it at `seconds`."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return status, False
-        time.sleep(0.01)
-    kill_the_rest(pid, isolated)
-    _, status = os.waitpid(pid, 0)
-    return status, True
-
-
-def stop_reason(status: int, killed: bool, cpu: float, seconds: float) -> tuple[str, str]:
+def stop_reason(status: int, killed: bool, cpu: float, seconds: float, cpu_limit: float) -> tuple[str, str]:
     """Why a child ended without a result: (time | cpu | output | signal | exit, detail)."""
     if killed:
         return "time", f"ran past {seconds:g} s"
@@ -143,7 +174,7 @@ def stop_reason(status: int, killed: bool, cpu: float, seconds: float) -> tuple[
         sig = os.WTERMSIG(status)
         if sig in STOP_SIGNALS:
             return STOP_SIGNALS[sig], signal.Signals(sig).name
-        if sig == signal.SIGKILL and cpu >= seconds:  # the hard CPU limit
+        if sig == signal.SIGKILL and cpu >= cpu_limit:  # the hard CPU limit
             return "cpu", "SIGKILL at the CPU-time limit"
         name = signal.Signals(sig).name if sig in signal.Signals.__members__.values() else str(sig)
         return "signal", name
@@ -176,25 +207,24 @@ def run(job_dir: str, inputs_dir: str) -> None:
         say(event="start", index=index)
         seconds = float(exercise.get("seconds", limits["seconds"]))
         cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
+        answers, written = os.pipe()
         pid = os.fork()
         if pid == 0:
-            child(index, exercise, inputs[exercise["checker"]], limits, work, isolated)
-        status, killed = wait(pid, seconds, isolated)
+            os.close(answers)
+            child(index, exercise, inputs[exercise["checker"]], limits, work, isolated, written)
+        os.close(written)
+        blob, status, stopped = collect(pid, answers, seconds, limits["report"], isolated)
+        os.close(answers)
         cpu = resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime - cpu_before
         kill_the_rest(pid, isolated)
-        path = os.path.join(work, f"result-{index}")
-        finished = os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 and os.path.exists(path)
-        if finished and os.path.getsize(path) > limits["report"]:
-            say(event="stopped", index=index, reason="report", detail=f"{os.path.getsize(path)} bytes")
-        elif finished:
-            with open(path, "rb") as f:
-                say(event="result", index=index, blob=base64.b64encode(f.read()).decode())
+        if stopped == "report":
+            say(event="stopped", index=index, reason="report", detail=f"more than {limits['report']} bytes")
+        elif os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 and blob:
+            say(event="result", index=index, blob=base64.b64encode(blob).decode())
         else:
-            reason, detail = stop_reason(status, killed, cpu, seconds)
+            reason, detail = stop_reason(status, stopped == "time", cpu, seconds, cpu_seconds(exercise, limits))
             say(event="stopped", index=index, reason=reason, detail=detail)
-        for name in (f"result-{index}", f"exercise-{index}.out"):
-            if os.path.exists(os.path.join(work, name)):
-                os.remove(os.path.join(work, name))
+        empty_tmp(work, isolated)
     say(event="done")
 
 

@@ -4,8 +4,8 @@ Each sandbox is one `bwrap` process (Debian's `bubblewrap` package), started
 for one student, running `runner.py` inside:
 
 - **what it sees**, read-only: the system's libraries (/usr, /lib...), the
-  Python environment the grader runs in (its prefix and its base
-  interpreter's), and the *runner view* of vgpt: the runner and the checkers'
+  Python environment the grader runs in (its prefix, its base
+  interpreter's, their site-packages; not PYTHONPATH), and the *runner view* of vgpt: the runner and the checkers'
   call side (`exercises/calls.py`, `wire.py`), no stage of the package, so an
   exercise cell cannot import the package's own implementation even by a
   trick. Not there: the repository and its `notebooks/` (the worked
@@ -38,6 +38,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import site
 import subprocess
 import sys
 import tempfile
@@ -60,7 +61,8 @@ class Limits:
 
     memory: int = 2 << 30  # bytes of data (heap, anonymous maps) per process: RLIMIT_DATA
     processes: int = 6  # processes and threads of the sandbox's uid: RLIMIT_NPROC
-    seconds: float = 60  # per exercise: wall clock, and CPU time (RLIMIT_CPU)
+    seconds: float = 60  # per exercise: wall clock, and CPU time (RLIMIT_CPU) unless `cpu` says otherwise
+    cpu: float | None = None  # per exercise: seconds of CPU time, RLIMIT_CPU (None: `seconds`)
     output: int = 16 << 20  # bytes per file written (what the exercise prints included): RLIMIT_FSIZE
     disk: int = 64 << 20  # bytes of the private /tmp
     report: int = 32 << 20  # bytes of results read back per exercise
@@ -87,15 +89,10 @@ def write_view(folder: Path) -> Path:
 
 
 def _environment_paths() -> list[str]:
-    """The folders of the Python environment the sandbox needs: the prefixes and whatever of sys.path
-    lies outside them (a system dist-packages, say), without the user's own site-packages."""
+    """The folders of the Python environment the sandbox needs: its prefixes and site-packages folders.
+    Not sys.path as such: a PYTHONPATH or the current folder may be the repository, notebooks and all."""
     paths = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}
-    user = os.path.realpath(os.path.expanduser("~"))
-    for entry in sys.path:
-        real = os.path.realpath(entry) if entry else ""
-        if real and os.path.isdir(real) and not real.startswith(user + os.sep) and real != user:
-            if not any(real == p or real.startswith(p + os.sep) for p in paths):
-                paths.add(real)
+    paths |= {os.path.realpath(p) for p in site.getsitepackages() if os.path.isdir(p)}
     kept = sorted(paths)
     return [p for p in kept if not any(p != q and p.startswith(q + os.sep) for q in kept)]
 
@@ -136,14 +133,14 @@ def command(view: Path, job: Path, inputs: Path, uid: int | None, hide: list[Pat
         else:
             args += parents(path) + ["--ro-bind", path, path]
             mounted.append(path)
-    args += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+    args += parents("/etc/ld.so.cache") + ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
     for path in _environment_paths():
         if not any(path == m or path.startswith(m + os.sep) for m in mounted):
             args += parents(path) + ["--ro-bind", path, path]
             mounted.append(path)
-    for site in sys.path:  # a vgpt installed into the environment: covered, so only the view's is found
-        if site and os.path.isdir(os.path.join(site, "vgpt")):
-            args += ["--tmpfs", os.path.join(os.path.realpath(site), "vgpt")]
+    for folder in site.getsitepackages():  # a vgpt installed into the environment: covered by an empty folder
+        if os.path.isdir(os.path.join(folder, "vgpt")):
+            args += ["--tmpfs", os.path.join(os.path.realpath(folder), "vgpt")]
     for secret in [REPO_ROOT, *hide]:  # the repository, the source, the submissions, the grades, if under a mount
         real = os.path.realpath(secret)
         if os.path.isdir(real) and any(real == m or real.startswith(m + os.sep) for m in mounted):
