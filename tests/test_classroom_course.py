@@ -90,3 +90,28 @@ def test_the_released_stubs_and_a_colab_download_are_graded_in_the_sandbox(relea
     assert colab["position_ids"]["points"] == "0" and "off by one" in colab["position_ids"]["message"]
     others = [r for r in rows if r["student"] == "from-colab" and not r["notebook"].startswith("04_")]
     assert others and all(r["message"] == "notebook not submitted" for r in others)
+
+
+@pytest.mark.parametrize("stem", list(NOTEBOOKS))
+def test_check_my_work_ends_the_notebook_and_reads_half_done_work(released, stem, capsys):
+    """The last cell runs every checker of its notebook: on the release, with one exercise cell run (its stub)
+    and the other never run, it says so, row by row; run twice, it says the same; with the worked
+    solutions, every row passes (the committed output)."""
+    teacher, student = nbformat.read(SOURCE / f"{stem}.ipynb", 4), nbformat.read(released / f"{stem}.ipynb", 4)
+    last = teacher.cells[-1]
+    assert CHECK_MY_WORK in tags(last) and f'check_my_work("{stem}", globals())' in last.source
+    committed = "".join(o["text"] for o in last.outputs)
+    assert committed.splitlines()[-1] == f"{len(NOTEBOOKS[stem])} of {len(NOTEBOOKS[stem])} exercises pass: all done."
+    first, *others = [c for c in student.cells if EXERCISE in tags(c)]
+    namespace = {"__name__": "__main__"}
+    exec(first.source, namespace)  # noqa: S102 (the released stub)
+    outputs = []
+    for _ in range(2):
+        exec(student.cells[-1].source, namespace)  # noqa: S102
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1]
+    lines = outputs[0].splitlines()
+    assert lines[0].split() == ["exercise", "passed", "message"]
+    assert re.match(rf"{NOTEBOOKS[stem][0].name}\s+no\s+not written yet\.", lines[1])
+    assert re.match(rf"{NOTEBOOKS[stem][1].name}\s+no\s+not defined: run its exercise cell first", lines[2])
+    assert lines[-1] == f"0 of {len(NOTEBOOKS[stem])} exercises pass."
