@@ -6,11 +6,15 @@ teacher's own checker module), a data file, and `solutions/`. Not in
 conftest.py: `notebooks/` has a conftest of its own.
 """
 
+import os
 import shutil
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+from vgpt.classroom import sandbox
 
 HERE = Path(__file__).resolve().parent
 STEM = "01_sums"
@@ -138,3 +142,12 @@ def as_colab_download(nb) -> dict:
         },
         "cells": cells,
     }
+
+
+def needs_sandbox() -> None:
+    """Skip, saying why, where bubblewrap cannot run; fail instead where VGPT_REQUIRE_SANDBOX is set (CI)."""
+    why = sandbox.probe()
+    if why and os.environ.get("VGPT_REQUIRE_SANDBOX"):
+        pytest.fail(f"VGPT_REQUIRE_SANDBOX is set and there is no sandbox: {why}")
+    if why:
+        pytest.skip(f"no sandbox here: {why}")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from classroom_fixtures import ADD_OK, STEM, WARMUP_OK, as_colab_download, fill, teacher_folder
+from classroom_fixtures import ADD_OK, STEM, WARMUP_OK, as_colab_download, fill, needs_sandbox, teacher_folder
 
 from vgpt.app.cli import main
 from vgpt.paths import REPO_ROOT
@@ -180,6 +180,7 @@ def snapshot(*folders: Path) -> dict[str, str]:
 def graded(tmp_path_factory):
     """The class graded once through the CLI: rows by student and exercise, stdout, stderr, seconds, and what
     the test watched: a listening socket, the files outside the grader's folder."""
+    needs_sandbox()
     root = tmp_path_factory.mktemp("classroom")
     source = teacher_folder(root / "notebooks")
     assert main(["classroom", "release", str(root / "class"), "--source", str(source)]) == 0

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from classroom_fixtures import needs_sandbox
 from IPython.core.inputtransformer2 import TransformerManager
 
 from vgpt.app.cli import main
-from vgpt.classroom import sandbox
 from vgpt.classroom.exercise_cells import CHECK_MY_WORK, CHECKER, EXERCISE, MARKER, tags
 from vgpt.course.exercises import NOTEBOOKS
 from vgpt.paths import REPO_ROOT
@@ -67,11 +67,11 @@ def test_the_course_releases_as_shipped_without_its_solutions(released):
     assert stubbed == sum(len(checkers) for checkers in NOTEBOOKS.values())
 
 
-@pytest.mark.skipif(sandbox.probe() is not None, reason=f"no sandbox here: {sandbox.probe()}")
 def test_the_released_stubs_and_a_colab_download_are_graded_in_the_sandbox(released, tmp_path):
     """A student who hands back the release untouched gets 'not written yet' for every exercise; one who
     downloaded notebook 04 from Colab (renamed, Colab's metadata, no nbgrader metadata, cells without ids,
     nbformat 4.0, outputs kept) gets each of its exercises judged."""
+    needs_sandbox()
     (tmp_path / "untouched").mkdir()
     for path in released.glob("0*.ipynb"):
         (tmp_path / "untouched" / path.name).write_bytes(path.read_bytes())

@@ -10,8 +10,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from classroom_fixtures import needs_sandbox
 
-from vgpt.classroom import sandbox
 from vgpt.classroom.exercise_cells import Check
 from vgpt.classroom.grade import Grading, Task
 from vgpt.classroom.sandbox import Limits
@@ -19,7 +19,11 @@ from vgpt.course.exercises import wire
 from vgpt.course.exercises.grading import Case, Checker
 from vgpt.paths import REPO_ROOT
 
-pytestmark = pytest.mark.skipif(sandbox.probe() is not None, reason=f"no sandbox here: {sandbox.probe()}")
+
+@pytest.fixture(autouse=True, scope="module")
+def _sandbox():
+    needs_sandbox()
+
 
 PROBES = {
     "identity": """
