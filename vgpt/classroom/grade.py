@@ -66,6 +66,7 @@ class Task:
     check: Check
     source: str  # the student's exercise cell
     key: str  # the checker's, in the inputs
+    gate: str | None = None  # set for a check a project requires first: the project's key (no row of its own)
 
 
 def load_checker(check: Check, folder: Path) -> Checker:
@@ -109,9 +110,9 @@ class Grading:
 
     def __init__(self, folder: Path, checkers: dict[str, Checker], isolated: bool, limits: Limits, hide: list[Path]):
         self.folder, self.checkers, self.isolated, self.limits, self.hide = folder, checkers, isolated, limits, hide
-        for sub in ("view", "inputs", "jobs"):
+        for sub in ("inputs", "jobs"):
             (folder / sub).mkdir()
-        self.view = sandbox.write_view(folder / "view")
+        self.views = {view: sandbox.write_view(folder / f"view-{view}", view) for view in ("exercises", "package")}
         inputs = {key: [[c.call, c.args, c.kwargs] for c in checker.cases()] for key, checker in checkers.items()}
         (folder / "inputs" / "inputs.bin").write_bytes(wire.dumps(inputs))
         for path in [folder, *folder.rglob("*")]:  # readable by the sandbox's own uid
@@ -130,14 +131,14 @@ class Grading:
         os.chmod(job / "job.json", 0o644)
         return job
 
-    def run_sandbox(self, exercises: list[dict], slot: int) -> tuple[list[dict], str]:
+    def run_sandbox(self, exercises: list[dict], slot: int, view: str) -> tuple[list[dict], str]:
         """Run one sandbox on `exercises`: its events, and how it ended ("" when it said it was done)."""
-        job = self.job_folder(exercises)
-        inputs = self.folder / "inputs"
+        job, inputs, package = self.job_folder(exercises), self.folder / "inputs", view == "package"
         if self.isolated:
-            argv, env = sandbox.command(self.view, job, inputs, sandbox.slot_uid(slot), self.hide, self.limits), None
+            uid = sandbox.slot_uid(slot)
+            argv, env = sandbox.command(self.views[view], job, inputs, uid, self.hide, self.limits, package), None
         else:
-            argv, env = sandbox.plain_command(self.view, job, inputs)
+            argv, env = sandbox.plain_command(self.views[view], job, inputs, package)
         log = job / "stderr.txt"
         with open(log, "wb") as err:
             proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, env=env)
@@ -195,49 +196,62 @@ class Grading:
 
     def run_student(self, tasks: list[Task]) -> list[tuple]:
         """One outcome per task: ("result", data), ("stopped", reason, detail), ("lost", how) or
-        ("nostart", why). A sandbox that ends early costs the exercise it was in; the rest get a fresh one."""
-        outcomes: dict[int, tuple] = {}
-        remaining, tries = list(range(len(tasks))), 0
+        ("nostart", why): one sandbox for the exercises, one for the project checks if there are any."""
+        outcomes: list[tuple | None] = [None] * len(tasks)
         slot = self.slots.get()
         try:
-            while remaining:
-                exercises = [{"function": tasks[i].check.exercise, "source": tasks[i].source,
-                              "checker": tasks[i].key, "seconds": self.limits.seconds} for i in remaining]  # fmt: skip
-                events, ended = self.run_sandbox(exercises, slot)
-                ready, current = False, None
-                for event in events:
-                    index = event.get("index")
-                    if event.get("event") == "ready":
-                        ready = True
-                    if not isinstance(index, int) or not 0 <= index < len(remaining):
-                        continue
-                    task = remaining[index]
-                    if event.get("event") == "start":
-                        current = task
-                    elif event.get("event") == "result" and task not in outcomes:
-                        outcomes[task] = ("result", event.get("blob"))
-                    elif event.get("event") == "stopped" and task not in outcomes:
-                        outcomes[task] = ("stopped", str(event.get("reason")), str(event.get("detail")))
-                if not ended:
-                    break
-                before = len(outcomes)
-                if current is not None and current not in outcomes:
-                    outcomes[current] = ("lost", ended)
-                if len(outcomes) == before:  # no exercise reached: the sandbox itself failed; once more, then give up
-                    tries += 1
-                    if tries < 2:
-                        continue
-                    for task in remaining:
-                        outcomes.setdefault(task, ("nostart" if not ready else "lost", ended))
-                    break
-                # the exercises after the last one reached run again, in a fresh sandbox
-                last = max(t for t in remaining if t in outcomes)
-                for task in remaining:
-                    if task < last:
-                        outcomes.setdefault(task, ("lost", ended))
-                remaining = [t for t in remaining if t > last]
+            for view in ("exercises", "package"):
+                mine = [i for i, t in enumerate(tasks) if self.checkers[t.key].view == view]
+                for i, outcome in zip(mine, self.run_view([tasks[i] for i in mine], slot, view) if mine else []):
+                    outcomes[i] = outcome
         finally:
             self.slots.put(slot)
+        return outcomes
+
+    def seconds(self, task: Task) -> float:
+        return self.checkers[task.key].seconds or self.limits.seconds
+
+    def run_view(self, tasks: list[Task], slot: int, view: str) -> list[tuple]:
+        """The outcomes of `tasks` in sandboxes of `view`: a sandbox that ends early costs the exercise it was
+        in; the exercises after it get a fresh one."""
+        outcomes: dict[int, tuple] = {}
+        remaining, tries = list(range(len(tasks))), 0
+        while remaining:
+            exercises = [{"function": tasks[i].check.exercise, "source": tasks[i].source,
+                          "checker": tasks[i].key, "seconds": self.seconds(tasks[i])} for i in remaining]  # fmt: skip
+            events, ended = self.run_sandbox(exercises, slot, view)
+            ready, current = False, None
+            for event in events:
+                index = event.get("index")
+                if event.get("event") == "ready":
+                    ready = True
+                if not isinstance(index, int) or not 0 <= index < len(remaining):
+                    continue
+                task = remaining[index]
+                if event.get("event") == "start":
+                    current = task
+                elif event.get("event") == "result" and task not in outcomes:
+                    outcomes[task] = ("result", event.get("blob"))
+                elif event.get("event") == "stopped" and task not in outcomes:
+                    outcomes[task] = ("stopped", str(event.get("reason")), str(event.get("detail")))
+            if not ended:
+                break
+            before = len(outcomes)
+            if current is not None and current not in outcomes:
+                outcomes[current] = ("lost", ended)
+            if len(outcomes) == before:  # no exercise reached: the sandbox itself failed; once more, then give up
+                tries += 1
+                if tries < 2:
+                    continue
+                for task in remaining:
+                    outcomes.setdefault(task, ("nostart" if not ready else "lost", ended))
+                break
+            # the exercises after the last one reached run again, in a fresh sandbox
+            last = max(t for t in remaining if t in outcomes)
+            for task in remaining:
+                if task < last:
+                    outcomes.setdefault(task, ("lost", ended))
+            remaining = [t for t in remaining if t > last]
         return [outcomes.get(i, ("lost", "no report")) for i in range(len(tasks))]
 
 
@@ -266,13 +280,13 @@ def _process_error(value) -> bool:
 
 def verdict_of(task: Task, outcome: tuple, checker: Checker, limits: Limits) -> Verdict:
     """The verdict on one task from what its sandbox reported."""
-    function, mb = task.check.exercise, limits.output >> 20
+    function, mb, seconds = task.check.exercise, limits.output >> 20, checker.seconds or limits.seconds
     kind = outcome[0]
     if kind == "stopped":
         reason, detail = outcome[1], outcome[2]
         return Verdict(False, {
-            "time": f"time limit: {function} ran past {limits.seconds:g} s (its cell and its cases together)",
-            "cpu": f"CPU limit: {function} used more than {limits.cpu or limits.seconds:g} s of CPU time ({detail})",
+            "time": f"time limit: {function} ran past {seconds:g} s (its cell and its cases together)",
+            "cpu": f"CPU limit: {function} used more than {limits.cpu or seconds:g} s of CPU time ({detail})",
             "output": f"output limit: {function} wrote past {mb} MB to one file, what it prints included ({detail})",
             "report": f"output limit: {function}'s answers came to more than {limits.report >> 20} MB ({detail})",
             "signal": f"crashed: {function}'s process died of {detail} (a crash, or memory it could not get)",
@@ -357,7 +371,6 @@ def grade(
         for stem, (_, checks) in sources.items():
             theirs = match(stem, checks, read)
             for check in checks:
-                key = f"{check.module}:{check.checker}"
                 row = Row(student, stem, check.exercise, False, 0.0, check.points, "")
                 rows.setdefault((student, stem), []).append(row)
                 if theirs is None:
@@ -369,9 +382,7 @@ def grade(
                 elif why := refusal(cell, check.exercise):
                     row.message = why
                 else:
-                    if key not in checkers:
-                        checkers[key] = load_checker(check, source)
-                    tasks.setdefault(student, []).append(Task(student, stem, check, cell, key))
+                    tasks.setdefault(student, []).extend(tasks_of(student, stem, check, cell, source, checkers))
     handed_in = {stem for (student, stem), rs in rows.items() if any(r.message != "notebook not submitted" for r in rs)}
     hide = [source, *map(Path, paths)] + ([Path(out).resolve().parent] if out else [])
     with tempfile.TemporaryDirectory(prefix="vgpt-grade-") as tmp:
@@ -382,8 +393,7 @@ def grade(
         def one(student: str) -> None:
             start = time.monotonic()
             mine = tasks.get(student, [])
-            for task, outcome in zip(mine, grading.run_student(mine) if mine else [], strict=True):
-                verdict = verdict_of(task, outcome, checkers[task.key], limits)
+            for task, verdict in verdicts(mine, grading.run_student(mine) if mine else [], checkers, limits):
                 for row in rows[(student, task.notebook)]:
                     if row.exercise == task.check.exercise:
                         row.passed, row.message = verdict.passed, verdict.message
@@ -405,15 +415,45 @@ def grade_solutions(source: Path, isolated: bool) -> list[tuple[Check, Verdict]]
     checkers, tasks = {}, []
     for stem, (_, checks) in sources.items():
         for check in checks:
-            key = f"{check.module}:{check.checker}"
-            checkers.setdefault(key, load_checker(check, source))
-            tasks.append(Task("worked solutions", stem, check, check.solution, key))
+            tasks += tasks_of("worked solutions", stem, check, check.solution, source, checkers)
     limits = Limits()
     with tempfile.TemporaryDirectory(prefix="vgpt-release-") as tmp:
         grading = Grading(Path(tmp), checkers, isolated, limits, [source])
         grading.slots.put(0)
         outcomes = grading.run_student(tasks)
-    return [(t.check, verdict_of(t, o, checkers[t.key], limits)) for t, o in zip(tasks, outcomes, strict=True)]
+    return [(t.check, verdict) for t, verdict in verdicts(tasks, outcomes, checkers, limits)]
+
+
+def tasks_of(
+    student: str, stem: str, check: Check, cell: str, source: Path, checkers: dict[str, Checker]
+) -> list[Task]:
+    """The task of one exercise cell, and before it those of the checks its checker requires first (a
+    project's part, checked in the exercises' sandbox); the checkers they need, loaded into `checkers`."""
+    key = f"{check.module}:{check.checker}"
+    if key not in checkers:
+        checkers[key] = load_checker(check, source)
+    gates = []
+    for number, required in enumerate(checkers[key].requires):
+        checkers.setdefault(f"{key}|requires|{number}", required)
+        gates.append(Task(student, stem, check, cell, f"{key}|requires|{number}", gate=key))
+    return [*gates, Task(student, stem, check, cell, key)]
+
+
+def verdicts(tasks: list[Task], outcomes: list[tuple], checkers: dict[str, Checker], limits: Limits):
+    """(task, verdict) for every task that has a row: a project's verdict is its part's first verdict that
+    failed, if one did."""
+    failed_gates: dict[tuple, Verdict] = {}
+    for task, outcome in zip(tasks, outcomes, strict=True):
+        verdict = verdict_of(task, outcome, checkers[task.key], limits)
+        if task.gate is not None:
+            if not verdict.passed:
+                failed_gates.setdefault((task.notebook, task.check.grade_id), verdict)
+            continue
+        gate = failed_gates.get((task.notebook, task.check.grade_id))
+        if gate is not None:
+            verdict = Verdict(False, f"the part must pass its own exercise first, graded without the package: "
+                                     f"{gate.message}")  # fmt: skip
+        yield task, verdict
 
 
 def write_csv(rows: list[Row], path: Path) -> None:

@@ -3,7 +3,7 @@
 Each sandbox is one `bwrap` process (Debian's `bubblewrap` package), started
 for one student, running `runner.py` inside:
 
-- **what it sees**, read-only: the system's libraries (/usr, /lib...), the
+- **what it sees**, read-only (view "exercises", every exercise): the system's libraries (/usr, /lib...), the
   Python environment the grader runs in (its prefix, its base
   interpreter's, their site-packages; not PYTHONPATH), and the *runner view* of vgpt: the runner and the checkers'
   call side (`exercises/calls.py`, `wire.py`), no stage of the package, so an
@@ -13,7 +13,9 @@ for one student, running `runner.py` inside:
   the home folders. A copy of vgpt installed into the environment is covered
   by an empty folder, and so is any of those paths that lies inside a mounted
   one. The job (this student's exercise cells) and the cases' inputs (data,
-  no answers) are mounted read-only at /job and /inputs;
+  no answers) are mounted read-only at /job and /inputs. A project's check
+  (view "package") sees the whole vgpt package and the tiny profile's models
+  instead of the runner view, still without the repository's notebooks;
 - **what it may write**: a private /tmp of `Limits.disk` bytes, gone with the
   sandbox; no network (a network namespace of its own: only its own
   loopback), its own process and IPC namespaces and host name;
@@ -45,7 +47,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..paths import REPO_ROOT
+from ..paths import REPO_ROOT, TINY_DIR
 
 # the runner view: the files of vgpt the sandbox gets; the package files above them go in empty
 VIEW_FILES = ("classroom/runner.py", "course/exercises/calls.py", "course/exercises/wire.py")
@@ -76,15 +78,25 @@ def bwrap_path() -> str | None:
     return shutil.which(BWRAP)
 
 
-def write_view(folder: Path) -> Path:
-    """The runner view of vgpt in `folder`: runner, calls and wire, under empty package files."""
-    package = Path(__file__).resolve().parents[1]
+PACKAGE = Path(__file__).resolve().parents[1]  # the vgpt package the grader runs: what view "package" mounts
+
+
+def write_view(folder: Path, view: str = "exercises") -> Path:
+    """What the sandbox gets of vgpt, in `folder`. View "exercises": the runner, calls and wire, under empty
+    package files. View "package" (a project's checks): mount points for the whole package and the tiny
+    profile's models, which `command` binds there read-only."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "start.py").write_text("from vgpt.classroom.runner import main\n\nmain()\n")
+    if view == "package":
+        (folder / "vgpt").mkdir()
+        (folder / "data" / "tiny").mkdir(parents=True)
+        return folder
+    package = PACKAGE
     for sub in VIEW_PACKAGES:
         (folder / "vgpt" / sub).mkdir(parents=True, exist_ok=True)
         (folder / "vgpt" / sub / "__init__.py").write_text("")
     for name in VIEW_FILES:
         shutil.copyfile(package / name, folder / "vgpt" / name)
-    (folder / "start.py").write_text("from vgpt.classroom.runner import main\n\nmain()\n")
     return folder
 
 
@@ -108,7 +120,9 @@ def _system_paths() -> list[tuple[str, str]]:
     return found
 
 
-def command(view: Path, job: Path, inputs: Path, uid: int | None, hide: list[Path], limits: Limits) -> list[str]:
+def command(
+    view: Path, job: Path, inputs: Path, uid: int | None, hide: list[Path], limits: Limits, package: bool = False
+) -> list[str]:
     """The bwrap command line of one sandbox running the runner on `job`."""
     args = [bwrap_path() or BWRAP, "--die-with-parent", "--new-session", "--hostname", "sandbox"]
     if os.geteuid() == 0:  # no user namespace: the runner drops to `uid` itself
@@ -148,8 +162,12 @@ def command(view: Path, job: Path, inputs: Path, uid: int | None, hide: list[Pat
     args += ["--proc", "/proc", "--dev", "/dev"]
     args += ["--size", str(limits.disk), "--perms", "1777", "--tmpfs", "/tmp"]
     args += ["--ro-bind", str(view), "/sandbox", "--ro-bind", str(job), "/job", "--ro-bind", str(inputs), "/inputs"]
+    env = _environment(uid)
+    if package:  # a project's check: the whole package and the tiny models, still read-only
+        args += ["--ro-bind", str(PACKAGE), "/sandbox/vgpt", "--ro-bind", str(TINY_DIR), "/sandbox/data/tiny"]
+        env.update(VGPT_TINY_DIR="/sandbox/data/tiny", VGPT_RUNS="/tmp/runs", HF_HOME="/tmp/huggingface")
     args += ["--chdir", "/tmp", "--clearenv"]
-    for name, value in _environment(uid).items():
+    for name, value in env.items():
         args += ["--setenv", name, value]
     return args + ["--", sys.executable, "-E", "-s", "/sandbox/start.py", "/job", "/inputs"]
 
@@ -178,9 +196,13 @@ def slot_uid(slot: int) -> int | None:
     return UID_BASE + (os.getpid() % 10_000) * 64 + slot  # two graders at once keep apart too
 
 
-def plain_command(view: Path, job: Path, inputs: Path) -> tuple[list[str], dict[str, str]]:
-    """--no-sandbox: the runner as a plain child process, with the view's vgpt first on its path."""
+def plain_command(view: Path, job: Path, inputs: Path, package: bool = False) -> tuple[list[str], dict[str, str]]:
+    """--no-sandbox: the runner as a plain child process, with the view's vgpt first on its path (the grader's
+    own package for a project's check)."""
     env = dict(os.environ, **_environment(None))
+    if package:
+        env["PYTHONPATH"] = str(PACKAGE.parent)
+        return [sys.executable, "-s", str(view / "start.py"), str(job), str(inputs)], env
     return [sys.executable, "-E", "-s", str(view / "start.py"), str(job), str(inputs)], env
 
 

@@ -240,3 +240,23 @@ def _greedy(fn, config: dict, state: dict, prefix, eos: int, max_new_tokens: int
     calls.handle.remove()
     facts.update(calls=calls.calls, generate=bool(tried))
     return facts
+
+
+# ------------------------------------------------------------------ a project: the learner's part in the captioner
+
+
+@_call("captioner")
+def _captioner(fn, split: str, n: int, seed: int, max_new_tokens: int):
+    """The shipped tiny captioner decoding `n` Shapes World scenes with the learner's greedy loop,
+    fn(lm, prefix, eos, max_new_tokens): its token ids, one list per scene. A project's call: it needs the
+    package's stages, which only a sandbox of view "package" holds (hence the imports here)."""
+    from vgpt.course.notebook import eval_set, load_trained
+    from vgpt.features import processor_pixels
+    from vgpt.loading import load_profile
+
+    parts = load_profile("tiny", verbose=False)
+    model = load_trained(parts, mine=False)
+    images, _, _ = eval_set(parts.profile, split, n, seed)
+    with torch.no_grad():
+        prefix = model.visual_prefix(pixel_values=processor_pixels(parts.image_processor)(images))
+    return fn(model.lm, prefix, model.tokenizer.eos_token_id, max_new_tokens)

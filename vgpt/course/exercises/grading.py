@@ -48,7 +48,7 @@ class Case:
 
     name: str  # what the messages call it: "two padded captions, vocabulary 7"
     args: tuple  # the function's inputs (or the call's, for calls that build objects), as data
-    judge: Callable[[object], None]  # raises Wrong unless the call's result is right
+    judge: Callable[[object], str | None]  # raises Wrong unless the call's result is right; may return a note
     call: str = "apply"
     kwargs: dict = field(default_factory=dict)
     on_error: Callable[[Raised], str | None] | None = None  # names a mistake from what the function raised
@@ -69,8 +69,20 @@ class Checker:
     generators; they are built once per process.
     """
 
-    def __init__(self, name: str, cases: Callable[[], list[Case]], doc: str = ""):
+    def __init__(
+        self,
+        name: str,
+        cases: Callable[[], list[Case]],
+        doc: str = "",
+        *,
+        view: str = "exercises",
+        seconds: float | None = None,
+        requires: tuple[Checker, ...] = (),
+    ):
         self.name, self._build, self.__doc__ = name, cases, doc
+        self.view = view  # what the grader's sandbox holds of vgpt: "exercises" (the call side only) or "package"
+        self.seconds = seconds  # the time one student's function gets here, if not the grader's --timeout
+        self.requires = requires  # checkers the same function must pass first, in the "exercises" sandbox
         self._cases: list[Case] | None = None
 
     def __repr__(self) -> str:
@@ -94,38 +106,43 @@ class Checker:
         if module == "vgpt" or module.startswith("vgpt."):
             return Verdict(False, f"{self.name}: that is vgpt's own {module}.{getattr(fn, '__qualname__', fn)}; "
                                   f"the exercise is to write it yourself.")  # fmt: skip
-        cases = self.cases()
-        for case in cases:
+        notes = []
+        for case in self.cases():
             args, kwargs = roundtrip((case.args, case.kwargs))  # fresh copies: the function may change them
             try:
                 got = call(case.call, fn, args, kwargs)
             except Exception as err:  # the student's code crashed: judged as data, the notebook keeps running
                 got = err
-            failed = self.judge_case(case, roundtrip(got))
+            failed = self.judge_case(case, roundtrip(got), notes)
             if failed:
                 return failed
-        return self.passed()
+        return self.passed(notes)
 
     def judge(self, results: list) -> Verdict:
         """The verdict on results the grader got back from the sandbox, one per case (a value or a Raised)."""
         cases = self.cases()
         if len(results) != len(cases):
             return Verdict(False, f"{self.name}: the run reported {len(results)} results for {len(cases)} cases")
+        notes = []
         for case, got in zip(cases, results, strict=True):
-            failed = self.judge_case(case, got)
+            failed = self.judge_case(case, got, notes)
             if failed:
                 return failed
-        return self.passed()
+        return self.passed(notes)
 
-    def passed(self) -> Verdict:
-        return Verdict(True, f"{self.name}: Correct! ({len(self.cases())} cases)")
+    def passed(self, notes: list[str]) -> Verdict:
+        said = "".join(f"; {note}" for note in notes)
+        return Verdict(True, f"{self.name}: Correct! ({len(self.cases())} cases{said})")
 
-    def judge_case(self, case: Case, got) -> Verdict | None:
-        """None if `got` (the call's result, after the trip through `wire`) is right, else the verdict."""
+    def judge_case(self, case: Case, got, notes: list[str]) -> Verdict | None:
+        """None if `got` (the call's result, after the trip through `wire`) is right, else the verdict; what a
+        judge says of a right answer (a project's metric) goes to `notes`."""
         try:
             if isinstance(got, Raised):
                 raise got
-            case.judge(got)
+            note = case.judge(got)
+            if isinstance(note, str):
+                notes.append(note)
             return None
         except Raised as err:
             if err.not_implemented:
