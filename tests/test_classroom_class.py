@@ -241,7 +241,8 @@ def graded(tmp_path_factory):
     rows = {}
     for row in table:
         rows.setdefault(row["student"], {})[row["exercise"]] = row
-    print(run.stdout, run.stderr, f"graded in {elapsed:.0f} s", sep="\n")
+    reasons = "\n".join(f"{r['student']:<18} {r['exercise']:<14} {r['points']}  {r['message']}" for r in table)
+    print(run.stdout, run.stderr, reasons, f"graded in {elapsed:.0f} s", sep="\n")
     return {
         "rows": rows,
         "table": table,

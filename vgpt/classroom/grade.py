@@ -115,8 +115,7 @@ class Grading:
         self.views = {view: sandbox.write_view(folder / f"view-{view}", view) for view in ("exercises", "package")}
         inputs = {key: [[c.call, c.args, c.kwargs] for c in checker.cases()] for key, checker in checkers.items()}
         (folder / "inputs" / "inputs.bin").write_bytes(wire.dumps(inputs))
-        for path in [folder, *folder.rglob("*")]:  # readable by the sandbox's own uid
-            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        sandbox.readable(folder)
         self.slots: queue.Queue[int] = queue.Queue()
         self.count = 0
         self.lock = threading.Lock()
@@ -125,10 +124,10 @@ class Grading:
         with self.lock:
             self.count += 1
             job = self.folder / "jobs" / str(self.count)
-        job.mkdir(mode=0o755)
+        job.mkdir()
         limits = self.limits.for_runner()
         (job / "job.json").write_text(json.dumps({"limits": limits, "isolated": self.isolated, "exercises": exercises}))
-        os.chmod(job / "job.json", 0o644)
+        sandbox.readable(job)
         return job
 
     def run_sandbox(self, exercises: list[dict], slot: int, view: str) -> tuple[list[dict], str]:
@@ -390,10 +389,15 @@ def grade(
         for slot in range(max(1, jobs)):
             grading.slots.put(slot)
 
+        judging = threading.Lock()  # one judge at a time: a tokenizer, say, is not for two threads at once
+
         def one(student: str) -> None:
             start = time.monotonic()
             mine = tasks.get(student, [])
-            for task, verdict in verdicts(mine, grading.run_student(mine) if mine else [], checkers, limits):
+            outcomes = grading.run_student(mine) if mine else []
+            with judging:
+                judged = list(verdicts(mine, outcomes, checkers, limits))
+            for task, verdict in judged:
                 for row in rows[(student, task.notebook)]:
                     if row.exercise == task.check.exercise:
                         row.passed, row.message = verdict.passed, verdict.message

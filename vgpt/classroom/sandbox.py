@@ -74,6 +74,13 @@ class Limits:
         return asdict(self)
 
 
+def readable(*paths: Path) -> None:
+    """Folders and files the sandbox's own uid must read (the grader's umask may say otherwise)."""
+    for top in paths:
+        for path in [top, *Path(top).rglob("*")]:
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+
+
 def bwrap_path() -> str | None:
     return shutil.which(BWRAP)
 
@@ -219,7 +226,7 @@ def probe() -> str | None:
         (tmp / "job").mkdir()
         (tmp / "job" / "job.json").write_text('{"probe": true}')
         (tmp / "inputs").mkdir()
-        os.chmod(tmp, 0o755)
+        readable(tmp)
         argv = command(view, tmp / "job", tmp / "inputs", slot_uid(0), [], Limits())
         try:
             run = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)

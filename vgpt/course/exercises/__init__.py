@@ -3,7 +3,8 @@
 Each checker is cases, a call and a judge (`grading`): the cases and the
 judging stay with the checker, the student's function is only called
 (`calls`), and what it returns comes back as data (`wire`). `check_my_work`
-runs every checker of one notebook and prints a table.
+runs every checker of one notebook and prints a table. `projects` holds the
+checks of a part inside the package's own captioner, the capstone's kind.
 """
 
 from . import (
