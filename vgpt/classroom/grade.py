@@ -67,6 +67,11 @@ class Task:
     source: str  # the student's exercise cell
     key: str  # the checker's, in the inputs
     gate: str | None = None  # set for a check a project requires first: the project's key (no row of its own)
+    part: str | None = None  # that check's function, defined in the same cell (a capstone's cell defines them all)
+
+    @property
+    def function(self) -> str:
+        return self.part or self.check.exercise
 
 
 def load_checker(check: Check, folder: Path) -> Checker:
@@ -216,7 +221,7 @@ class Grading:
         outcomes: dict[int, tuple] = {}
         remaining, tries = list(range(len(tasks))), 0
         while remaining:
-            exercises = [{"function": tasks[i].check.exercise, "source": tasks[i].source,
+            exercises = [{"function": tasks[i].function, "source": tasks[i].source,
                           "checker": tasks[i].key, "seconds": self.seconds(tasks[i])} for i in remaining]  # fmt: skip
             events, ended = self.run_sandbox(exercises, slot, view)
             ready, current = False, None
@@ -279,7 +284,7 @@ def _process_error(value) -> bool:
 
 def verdict_of(task: Task, outcome: tuple, checker: Checker, limits: Limits) -> Verdict:
     """The verdict on one task from what its sandbox reported."""
-    function, mb, seconds = task.check.exercise, limits.output >> 20, checker.seconds or limits.seconds
+    function, mb, seconds = task.function, limits.output >> 20, checker.seconds or limits.seconds
     kind = outcome[0]
     if kind == "stopped":
         reason, detail = outcome[1], outcome[2]
@@ -439,7 +444,7 @@ def tasks_of(
     gates = []
     for number, required in enumerate(checkers[key].requires):
         checkers.setdefault(f"{key}|requires|{number}", required)
-        gates.append(Task(student, stem, check, cell, f"{key}|requires|{number}", gate=key))
+        gates.append(Task(student, stem, check, cell, f"{key}|requires|{number}", gate=key, part=required.name))
     return [*gates, Task(student, stem, check, cell, key)]
 
 

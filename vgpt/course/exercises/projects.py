@@ -9,6 +9,10 @@ part's own exercise first, graded where the package is absent: in the
 package's sandbox the stages are importable, so a part that merely calls
 them would pass the project, never its exercise.
 
+A capstone's cell defines all of the learner's parts; its project check
+`requires` each part's checker, and the grader checks each on the function of
+that checker's name, from the same cell, before the project runs.
+
 `check_captioner_with_my_greedy` is the first: notebook 07's greedy loop
 decoding the shipped tiny captioner's test scenes, passed at an exact match of
 90% (the package's own loop: 96.7% on these 60 scenes). The capstone (notebook
