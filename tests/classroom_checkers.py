@@ -1,53 +1,40 @@
 """Checkers for the made-up notebook of tests/test_classroom.py, written the way the course's are.
 
-Each prints "Correct!" or names the mistake, returns True or False, and refuses
-the package's own implementation. The tests copy this file next to the
-teacher's notebook, as a support file the grader copies into each run's folder.
+Each is cases (inputs and a judge built from the right answer) for a
+`Checker`: the grader hands the inputs to the student's function in the
+sandbox and judges what comes back here. The tests copy this file next to the
+teacher's notebook, as a teacher's own checker module beside the notebooks.
 """
 
 import math
 
-
-def _refused(fn, title: str) -> bool:
-    module = getattr(fn, "__module__", None) or ""
-    if module.split(".")[0] == "vgpt":
-        print(f"{title}: refused, this is vgpt's own {module}.{fn.__name__}; write your own.")
-        return True
-    return False
+from vgpt.course.exercises.grading import Case, Checker, Wrong
 
 
-def check_add(fn) -> bool:
-    if _refused(fn, "add"):
-        return False
-    try:
-        got = fn(2, 3)
-    except NotImplementedError:
-        print("add: not written yet.")
-        return False
+def _add_judge(got):
+    if isinstance(got, bool) or not isinstance(got, (int, float)):
+        raise Wrong(f"add(2, 3) gave {got!r}, expected 5.")
     if got == -1:
-        print("add: not yet. add(2, 3) gave -1: subtracts instead of adding.")
-        return False
+        raise Wrong("add(2, 3) gave -1: subtracts instead of adding.")
     if got != 5:
-        print(f"add: not yet. add(2, 3) gave {got!r}, expected 5.")
-        return False
-    print("add: Correct!")
-    return True
+        raise Wrong(f"add(2, 3) gave {got!r}, expected 5.")
 
 
-def check_warmup_cosine(fn) -> bool:
-    if _refused(fn, "warmup_cosine"):
-        return False
-    cases = [(0, 10, 2, 0.5), (1, 10, 2, 1.0), (2, 10, 2, 1.0), (6, 10, 2, 0.5), (10, 10, 2, 0.0)]
-    try:
-        for step, total, warmup, expected in cases:
-            got = fn(step, total, warmup)
-            if not math.isclose(got, expected, abs_tol=1e-9):
-                print(
-                    f"warmup_cosine: not yet. Step {step} of {total} (warmup {warmup}) gave {got}, expected {expected}."
-                )
-                return False
-    except NotImplementedError:
-        print("warmup_cosine: not written yet.")
-        return False
-    print(f"warmup_cosine: Correct! ({len(cases)} cases)")
-    return True
+check_add = Checker("add", lambda: [Case("2 + 3", (2, 3), _add_judge)], "`fn(a, b) -> a + b`")
+
+
+def _warmup_case(step, total, warmup, expected):
+    def judge(got):
+        if isinstance(got, bool) or not isinstance(got, (int, float)) or not math.isclose(got, expected, abs_tol=1e-9):
+            raise Wrong(f"step {step} of {total} (warmup {warmup}) gave {got!r}, expected {expected}.")
+
+    return Case(f"step {step} of {total}, warmup {warmup}", (step, total, warmup), judge)
+
+
+check_warmup_cosine = Checker(
+    "warmup_cosine",
+    lambda: [
+        _warmup_case(*c) for c in [(0, 10, 2, 0.5), (1, 10, 2, 1.0), (2, 10, 2, 1.0), (6, 10, 2, 0.5), (10, 10, 2, 0.0)]
+    ],  # fmt: skip
+    "`fn(step, total, warmup) -> float`: linear warmup, then cosine decay to 0",
+)

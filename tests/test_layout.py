@@ -12,6 +12,9 @@ from pathlib import Path
 import vgpt
 
 PACKAGE = Path(vgpt.__file__).parent
+# run inside the grader's sandbox, where a student's code sees only the runner's view of vgpt: a call that
+# needs the package's stages (a capstone's) imports them when it runs, in a sandbox that holds them
+SANDBOXED = {"course.exercises.calls"}
 CORE_BUDGET = 2_650  # lines of the core, docstrings and comments included: what a student reads in an evening
 
 
@@ -105,7 +108,7 @@ def test_no_vgpt_module_is_imported_inside_a_function():
         (name, target)
         for name, path in all_modules().items()
         for target, top in imports_of(path)
-        if not top and name != "__main__" and not name.endswith("commands")
+        if not top and name != "__main__" and not name.endswith("commands") and name not in SANDBOXED
     ]
     assert late == [], f"imports of vgpt modules inside functions: {late}"
 

@@ -26,7 +26,7 @@ The rings around it, each importing the core and never imported by it:
     world/         Shapes World, the tiny profile's models built from it, the demo
     scale/         real caption data in every layout, several processes, CPU threads, runs on folders
     course/        what the notebooks use: helpers, the demo widget, experiments, exercises and checkers
-    classroom/     release the student version, grade submissions
+    classroom/     release the student version, grade submissions in a sandbox
     bench/         each speed lever measured side by side
 """
 

@@ -1,28 +1,37 @@
-"""`python -m vgpt classroom release | grade`: the student version of the notebooks written,
-submissions graded (the work itself is in `course/classroom.py`, imported when a command runs: it
-loads nbformat and nbclient, which --help should not wait for)."""
+"""`python -m vgpt classroom release | grade`: the parser of the command and its handlers.
+
+`add_commands(subparsers)` adds the `classroom` command to the project's
+command line (vgpt/app/cli.py calls it); the work itself is in `release.py`
+and `grade.py`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ..config import UserError
+from .sandbox import Limits
 
 SOURCE_HELP = "the teacher's notebooks folder (default: the repository's notebooks/)"
-GRADE_HELP = """Grade each SUBMISSION (a student's folder of notebooks, or one notebook) against the teacher's
-notebooks. For each student and notebook a grading notebook is built from the teacher's source, with only
-the exercise cells (matched by nbgrader grade_id) taken from the student: checker cells always come from
-the source. It runs in a fresh kernel, in a process and temporary folder of its own, with a time limit;
-every checker gets its chance even after errors. Writes one CSV row per (student, notebook, exercise):
-student, notebook, exercise, passed (0/1), points, message, and prints a students x notebooks table.
+GRADE_HELP = """Grade each SUBMISSION (a student's folder of notebooks, or one notebook, as downloaded from Jupyter,
+Colab or Drive) against the teacher's notebooks. Only the exercise cells are taken from the student (matched
+by nbgrader grade_id, else by the function they define), each graded alone: in a sandbox (bubblewrap), the
+cell runs and its function is called on the checker's cases, in a process of its own with memory, process,
+CPU-time and output limits; what it returns comes back as data and is judged here, by the checker, so
+nothing the student's code does (print "Correct!", patch the checker, exit early) can change a verdict.
+The sandbox has no network and sees neither the repository's notebooks (the worked solutions), nor the
+other submissions, nor the grades. A cell that imports vgpt (the package's own implementation) is refused.
+Writes one CSV row per (student, notebook, exercise): student, notebook, exercise, passed (0/1), points,
+message, and prints a students x notebooks table.
 
-NOT A SECURITY SANDBOX: submissions run as you, with your files and network. This isolates students from
-each other and from crashes and hangs, not from a hostile student. Grade untrusted code in a throwaway
-container or account."""
+Without bubblewrap (apt-get install bubblewrap) the grader refuses to run, unless --no-sandbox: then the
+students' code runs as you, with your files and network in reach. Use that only for code you trust."""
 
 
 def add_commands(sub) -> None:
+    """Add `classroom` (with its actions `release` and `grade`) to the command line's subparsers."""
     p = sub.add_parser(
         "classroom",
         help="hand the notebooks out to a class and grade them",
@@ -42,7 +51,7 @@ def add_commands(sub) -> None:
     q.set_defaults(func=classroom_release)
     q = room.add_parser(
         "grade",
-        help="run and grade students' notebooks (not a sandbox)",
+        help="grade students' notebooks, each exercise alone in a sandbox",
         description=GRADE_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -58,38 +67,47 @@ def add_commands(sub) -> None:
     q.add_argument(
         "--timeout",
         type=float,
-        default=300,
-        help="seconds each notebook may run, kernel start excluded (default: %(default)s)",
+        default=Limits.seconds,
+        help="seconds each exercise may run, wall clock and CPU time (default: %(default)s)",
     )
+    q.add_argument("--jobs", type=int, default=1, help="students graded at once (default: %(default)s)")
     q.add_argument(
-        "--startup-timeout", type=float, default=180, help="seconds a kernel may take to start (default: %(default)s)"
+        "--no-sandbox",
+        action="store_true",
+        help="run the students' code without bubblewrap, as you: only for code you trust",
     )
-    q.add_argument("--jobs", type=int, default=1, help="notebooks graded at once (default: %(default)s)")
     q.set_defaults(func=classroom_grade)
 
 
 def classroom_release(args) -> int:
-    from ..course.classroom import default_source, release
+    from .grade import default_source
+    from .release import release
 
     written = release(args.source or default_source(), args.out)
-    print(f"released {len(written)} notebooks into {args.out} (solutions stubbed, solutions/ left out)")
+    print(f"released {len(written)} notebooks into {args.out} (solutions stubbed, solutions/ left out; "
+          f"every worked solution passed when graded alone)")  # fmt: skip
     return 0
 
 
 def classroom_grade(args) -> int:
-    from ..course.classroom import grade, print_progress, summary, write_csv
+    from .grade import NO_SANDBOX_WARNING, grade, print_progress, summary, write_csv
 
-    if args.timeout <= 0 or args.startup_timeout <= 0 or args.jobs < 1:
-        raise UserError("--timeout and --startup-timeout must be positive and --jobs at least 1")
+    if args.timeout <= 0 or args.jobs < 1:
+        raise UserError("--timeout must be positive and --jobs at least 1")
+    if args.no_sandbox:
+        print(NO_SANDBOX_WARNING, file=sys.stderr, flush=True)
     rows = grade(
         args.submissions,
         args.source,
-        timeout=args.timeout,
-        startup_timeout=args.startup_timeout,
+        isolated=not args.no_sandbox,
+        limits=Limits(seconds=args.timeout),
         jobs=args.jobs,
+        out=args.out,
         progress=print_progress,
     )
     write_csv(rows, args.out)
     print(summary(rows))
     print(f"{len(rows)} grades written to {args.out}")
+    if args.no_sandbox:
+        print(NO_SANDBOX_WARNING, file=sys.stderr)
     return 0

@@ -1,4 +1,4 @@
-"""What the notebooks use that is not a stage, and the tools to teach with them.
+"""What the notebooks use that is not a stage (the classroom, which grades them, is `vgpt.classroom`).
 
 notebook        example images, where work is kept, the trained bridge (a quick one if 06's is missing)
 colab           where work is kept on Colab: the work folder, Google Drive
@@ -6,9 +6,6 @@ pipeline        the pipeline as a list of stages, and its diagram at the top of 
 widget          notebook 08's interactive demo: captions with attention maps, safe uploads
 experiments     notebook 09's short training runs, each a change to one baseline
 shape_probe     notebook 09's linear probe of the vision tower, per layer
-exercises       the checkers of the notebooks' exercises (one module per notebook)
-classroom       `python -m vgpt classroom`: release the student version, grade submissions
-exercise_cells  how exercise and checker cells are marked; the student version of a notebook
-submission      one student's notebook graded in its own process, folder and kernel
-kernel_run      the process that runs one grading notebook in a fresh kernel
+exercises       the checkers of the notebooks' exercises (one module per notebook), their cases judged
+                on the grader's side
 """

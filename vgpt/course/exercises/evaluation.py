@@ -9,9 +9,11 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+import torch
+
 from ...metrics import cider_d as reference_cider_d
 from ...metrics import ngrams
-from .grading import Wrong, equal_number, grade
+from .grading import Case, Checker, Wrong, equal_number
 
 # ------------------------------------------------------------------ clipped n-gram precision
 
@@ -49,36 +51,47 @@ _PRECISION_MISTAKES = [
 ]
 
 
-def check_clipped_precision(fn) -> bool:
+def _is_number(got) -> bool:
+    """A Python number (not a bool) or a one-element tensor."""
+    if torch.is_tensor(got):
+        return got.numel() == 1
+    return isinstance(got, (int, float)) and not isinstance(got, bool)
+
+
+def _precision_case(name: str, cand: list[str], refs: list[list[str]], n: int) -> Case:
+    expected = _clipped(cand, refs, n)
+
+    def judge(got):
+        number = _is_number(got)
+        if number and math.isclose(float(got), expected, abs_tol=1e-9):
+            return
+        for options, mistake in _PRECISION_MISTAKES:
+            wrong = _clipped(cand, refs, n, **options)
+            if number and not math.isclose(wrong, expected) and math.isclose(float(got), wrong):
+                raise Wrong(f"{mistake} (got {float(got):.4f}, expected {expected:.4f})")
+        equal_number(got, expected, f"{n}-gram precision of {' '.join(cand)!r} against {refs}")
+
+    return Case(f"{name} ({' '.join(cand)!r}, n={n})", (cand, refs, n), judge)
+
+
+def _clipped_precision_cases() -> list[Case]:
+    return [
+        _precision_case("a repeated word", "the the the the".split(), ["the cat".split(), "the the dog".split()], 1),
+        _precision_case("two references", "a red red circle".split(),
+                        ["a red circle".split(), "the red circle".split()], 1),
+        _precision_case("bigrams", "a red circle at the top left".split(),
+                        ["a red circle at the top".split(), "a big red circle".split()], 2),
+        _precision_case("a sentence", "the cat sat on the mat".split(), ["the cat is on the mat".split()], 1),
+        _precision_case("too short for any bigram", ["one"], ["one two".split()], 2),
+    ]  # fmt: skip
+
+
+check_clipped_precision = Checker(
+    "clipped_precision",
+    _clipped_precision_cases,
     """`fn(candidate words, list of reference word lists, n) -> float`: BLEU's modified n-gram
-    precision, each n-gram counted at most as often as it appears in any one reference."""
-    cases = [
-        ("a repeated word", "the the the the".split(), ["the cat".split(), "the the dog".split()], 1),
-        ("two references", "a red red circle".split(), ["a red circle".split(), "the red circle".split()], 1),
-        (
-            "bigrams",
-            "a red circle at the top left".split(),
-            ["a red circle at the top".split(), "a big red circle".split()],
-            2,
-        ),
-        ("a sentence", "the cat sat on the mat".split(), ["the cat is on the mat".split()], 1),
-        ("too short for any bigram", ["one"], ["one two".split()], 2),
-    ]
-
-    def run(cand, refs, n):
-        def case(f):
-            got, expected = f(cand, refs, n), _clipped(cand, refs, n)
-            if got is not None and math.isclose(float(got), expected, abs_tol=1e-9):
-                return
-            for options, mistake in _PRECISION_MISTAKES:
-                wrong = _clipped(cand, refs, n, **options)
-                if got is not None and not math.isclose(wrong, expected) and math.isclose(float(got), wrong):
-                    raise Wrong(f"{mistake} (got {float(got):.4f}, expected {expected:.4f})")
-            equal_number(got, expected, f"{n}-gram precision of {' '.join(cand)!r} against {refs}")
-
-        return case
-
-    return grade("clipped_precision", fn, [(f"{name} ({' '.join(c[0])!r}, n={c[2]})", run(*c)) for name, *c in cases])
+    precision, each n-gram counted at most as often as it appears in any one reference.""",
+)
 
 
 # ------------------------------------------------------------------ CIDEr-D
@@ -157,17 +170,38 @@ _CIDER_MISTAKES = [
 ]
 
 
-def check_cider_d(fn) -> bool:
-    """`fn(hypotheses: list of word lists, references: list (per image) of lists of word lists) -> float`:
-    CIDEr-D as COCO's scorer computes it (n = 1..4, sigma 6, times 10), equal to `vgpt.metrics.cider_d`."""
+def _log_of_zero(err) -> str | None:
+    if err.is_a("ValueError") and "math domain" in err.message:
+        return ("log(0): an n-gram of the hypothesis that no reference has has df 0; its weight is "
+                "log(images / max(1, df))")  # fmt: skip
+    return None
+
+
+def _cider_case(name: str, hyps: list[list[str]], refs: list[list[list[str]]]) -> Case:
+    expected = reference_cider_d([" ".join(h) for h in hyps], [[" ".join(r) for r in rs] for rs in refs])
+
+    def judge(got):
+        number = _is_number(got)
+        if number and math.isclose(float(got), expected, rel_tol=1e-6, abs_tol=1e-9):
+            return
+        for options, mistake in _CIDER_MISTAKES:
+            wrong = _cider(hyps, refs, **options)
+            if number and not math.isclose(wrong, expected) and math.isclose(float(got), wrong, rel_tol=1e-6):
+                raise Wrong(f"{mistake} (got {float(got):.4f}, expected {expected:.4f})")
+        equal_number(got, expected, "CIDEr-D", tol=1e-6)
+
+    return Case(name, (hyps, refs), judge, on_error=_log_of_zero)
+
+
+def _cider_d_cases() -> list[Case]:
     w = str.split
-    cases = [
-        (
+    return [
+        _cider_case(
             "repeated words and lengths",
             [w("a red red red circle"), w("a tiny blue square"), w("a green triangle")],
             [[w("a red circle")], [w("a small blue square at the top")], [w("a green triangle on the left")]],
         ),
-        (
+        _cider_case(
             "several references per image",
             [w("a large red circle above a small blue square"), w("a yellow circle")],
             [
@@ -175,37 +209,19 @@ def check_cider_d(fn) -> bool:
                 [w("a small yellow circle on the left"), w("a yellow circle"), w("a yellow circle on the left")],
             ],
         ),
-        (
+        _cider_case(
             "exact captions",
             [w("a red circle at the top"), w("a blue square at the bottom"), w("a green triangle")],
             [[w("a red circle at the top")], [w("a blue square at the bottom")], [w("a green triangle")]],
         ),
     ]
 
-    def run(hyps, refs):
-        def case(f):
-            try:
-                got = f([list(h) for h in hyps], [[list(r) for r in rs] for rs in refs])
-            except ValueError as err:
-                if "math domain" not in str(err):
-                    raise
-                raise Wrong(
-                    "log(0): an n-gram of the hypothesis that no reference has has df 0; its weight is "
-                    "log(images / max(1, df))"
-                ) from err
-            expected = reference_cider_d([" ".join(h) for h in hyps], [[" ".join(r) for r in rs] for rs in refs])
-            if got is not None and math.isclose(float(got), expected, rel_tol=1e-6, abs_tol=1e-9):
-                return
-            for options, mistake in _CIDER_MISTAKES:
-                wrong = _cider(hyps, refs, **options)
-                if (
-                    got is not None
-                    and not math.isclose(wrong, expected)
-                    and math.isclose(float(got), wrong, rel_tol=1e-6)
-                ):
-                    raise Wrong(f"{mistake} (got {float(got):.4f}, expected {expected:.4f})")
-            equal_number(got, expected, "CIDEr-D", tol=1e-6)
 
-        return case
+check_cider_d = Checker(
+    "cider_d",
+    _cider_d_cases,
+    """`fn(hypotheses: list of word lists, references: list (per image) of lists of word lists) -> float`:
+    CIDEr-D as COCO's scorer computes it (n = 1..4, sigma 6, times 10), equal to `vgpt.metrics.cider_d`.""",
+)
 
-    return grade("cider_d", fn, [(name, run(h, r)) for name, h, r in cases])
+EXERCISES = (check_clipped_precision, check_cider_d)

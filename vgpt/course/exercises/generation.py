@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from .grading import Wrong, grade, same
+from .calls import language_model
+from .grading import Case, Checker, Wrong, same
+from .wire import kind
 
 # ------------------------------------------------------------- greedy with a KV cache
 
@@ -13,14 +15,9 @@ def _tiny_language_model():
     """A 2-layer GPT-2, 32 wide, 23 tokens, random but fixed weights (built without touching the global
     generator). Its weights are drawn wider than GPT-2's usual 0.02 so that the most likely token
     stands clear of the second: greedy has one right answer even with rounding."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    config = GPT2Config(n_layer=2, n_head=2, n_embd=32, vocab_size=23, n_positions=64, initializer_range=0.3,
-                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-                        bos_token_id=None, eos_token_id=None)  # fmt: skip
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        lm = GPT2LMHeadModel(config).eval()
+        lm = language_model(CONFIG)  # initialised here, from the seed; its weights go to the call as data
         prefix = torch.randn(3, 5, 32)  # (B, N, D): 3 rows, 5 prefix vectors each
     return lm, prefix
 
@@ -42,65 +39,55 @@ def _greedy_without_cache(lm, prefix, eos, max_new_tokens) -> list[list[int]]:
     return rows
 
 
-class _Calls:
-    """Records every forward call of a language model: how many positions went in, and whether a cache did."""
-
-    def __init__(self, lm):
-        self.calls: list[tuple[int, bool]] = []
-        self.handle = lm.register_forward_pre_hook(self.record, with_kwargs=True)
-
-    def record(self, module, args, kwargs):
-        embeds = kwargs.get("inputs_embeds")
-        ids = kwargs.get("input_ids", args[0] if args else None)
-        length = (embeds if embeds is not None else ids).shape[1]
-        self.calls.append((length, kwargs.get("cache", kwargs.get("past_key_values")) is not None))
+CONFIG = dict(n_layer=2, n_head=2, n_embd=32, vocab_size=23, n_positions=64, initializer_range=0.3,
+              resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=None, eos_token_id=None)  # fmt: skip
 
 
-def _forbid_generate(*args, **kwargs):
-    raise Wrong("lm.generate writes the loop for you: the exercise is to write it, one forward call per token")
+def _cache_and_more(calls) -> bool:
+    return any(length > 1 and cached for length, cached in calls[1:])
 
 
-def _greedy_case(eos_from_row: int | None, max_new_tokens: int):
-    def case(f):
-        lm, prefix = _tiny_language_model()
-        never = _greedy_without_cache(lm, prefix, -1, max_new_tokens)
-        if eos_from_row is not None:  # end-of-text: the token that row picks at its third step (or last)
-            eos = never[eos_from_row][min(2, max_new_tokens - 1)]
-        else:  # a token no row picks: every row runs to max_new_tokens
-            eos = next(t for t in range(23) if all(t not in row for row in never))
-        expected = _greedy_without_cache(lm, prefix, eos, max_new_tokens)
-        lm.generate = _forbid_generate
-        calls = _Calls(lm)
-        try:
-            got = f(lm, prefix.clone(), eos, max_new_tokens)
-        except Exception as err:
-            if any(length > 1 and cached for length, cached in calls.calls[1:]):  # often an index error
+def _greedy_case(name: str, lm, prefix, state: dict, eos_from_row: int | None, max_new_tokens: int) -> Case:
+    never = _greedy_without_cache(lm, prefix, -1, max_new_tokens)
+    if eos_from_row is not None:  # end-of-text: the token that row picks at its third step (or last)
+        eos = never[eos_from_row][min(2, max_new_tokens - 1)]
+    else:  # a token no row picks: every row runs to max_new_tokens
+        eos = next(t for t in range(23) if all(t not in row for row in never))
+    expected = _greedy_without_cache(lm, prefix, eos, max_new_tokens)
+    with torch.no_grad():
+        wrong_position = lm(inputs_embeds=prefix).logits[:, 0].argmax(-1).tolist()
+
+    def judge(facts):
+        calls = [tuple(c) for c in facts["calls"]]
+        shown = [c[0] for c in calls]
+        if facts["generate"]:
+            raise Wrong("lm.generate writes the loop for you: the exercise is to write it, one forward call per token")
+        if "raised" in facts:
+            if _cache_and_more(calls):  # often an index error
                 raise Wrong(
-                    f"a step passed the cache and more than the new token (positions per call: "
-                    f"{[c[0] for c in calls.calls]}), then raised {err.__class__.__name__}: the cache "
-                    f"already holds the earlier positions; feed only the new token, shape (B, 1, D)"
-                ) from err
-            raise
-        finally:
-            calls.handle.remove()
+                    f"a step passed the cache and more than the new token (positions per call: {shown}), then "
+                    f"raised {facts['raised'].type_name}: the cache already holds the earlier positions; feed only "
+                    f"the new token, shape (B, 1, D)"
+                )
+            raise facts["raised"]
+        got = facts["rows"]
         if torch.is_tensor(got):
             raise Wrong("return a list of lists of token ids (each row cut after its end-of-text), not a tensor")
         if not isinstance(got, list) or len(got) != len(expected) or not all(isinstance(r, list) for r in got):
             raise Wrong(f"return one list of token ids per row: {len(expected)} lists, got {got!r}")
-        later = [length for length, _ in calls.calls[1:]]
-        if calls.calls and any(length > 1 and cached for length, cached in calls.calls[1:]):
-            raise Wrong(f"a step passed the cache and more than the new token (positions per call: "
-                        f"{[c[0] for c in calls.calls]}): the cache already holds the earlier positions; "
-                        f"feed only the new token, shape (B, 1, D)")  # fmt: skip
+        later = [length for length, _ in calls[1:]]
+        if _cache_and_more(calls):
+            raise Wrong(
+                f"a step passed the cache and more than the new token (positions per call: {shown}): the "
+                f"cache already holds the earlier positions; feed only the new token, shape (B, 1, D)"
+            )
         if later and all(length > 1 for length in later):
             raise Wrong(
-                f"every step ran the whole sequence again (positions per call: {[c[0] for c in calls.calls]}): "
+                f"every step ran the whole sequence again (positions per call: {shown}): "
                 f"keep the first call's out.cache and feed only the new token with cache=out.cache"
             )
         if got == expected:
             return
-        first = lm(inputs_embeds=prefix).logits
-        wrong_position = first[:, 0].argmax(-1).tolist()
         if any(row[:1] == [w] != e[:1] for row, w, e in zip(got, wrong_position, expected, strict=False)):
             raise Wrong("the first token came from the first position's prediction (logits[:, 0]); the next "
                         "token is predicted at the last position, logits[:, -1]")  # fmt: skip
@@ -118,19 +105,27 @@ def _greedy_case(eos_from_row: int | None, max_new_tokens: int):
             raise Wrong(f"row {r}: got {row}, expected {right} (greedy: the argmax of each step's last "
                         f"position, rows that ended stay ended)")  # fmt: skip
 
-    return case
+    return Case(name, (CONFIG, state, prefix, eos, max_new_tokens), judge, call="greedy")
 
 
-def check_greedy_with_kv_cache(fn) -> bool:
+def _greedy_cases() -> list[Case]:
+    lm, prefix = _tiny_language_model()
+    state = {k: v.detach().clone() for k, v in lm.state_dict().items()}
+    return [
+        _greedy_case("3 rows, row 0 ends at its third token", lm, prefix, state, 0, 8),
+        _greedy_case("3 rows, row 2 ends at its third token", lm, prefix, state, 2, 8),
+        _greedy_case("no row ever picks end-of-text", lm, prefix, state, None, 6),
+        _greedy_case("max_new_tokens = 1", lm, prefix, state, 1, 1),
+    ]
+
+
+check_greedy_with_kv_cache = Checker(
+    "greedy_with_kv_cache",
+    _greedy_cases,
     """`fn(lm, prefix (B, N, D), eos, max_new_tokens) -> list[list[int]]`: greedy decoding that runs
     the prefix once, then one new position per step with the KV cache; each row stops after its
-    end-of-text (kept) or after max_new_tokens tokens."""
-    return grade("greedy_with_kv_cache", fn, [
-        ("3 rows, row 0 ends at its third token", _greedy_case(0, 8)),
-        ("3 rows, row 2 ends at its third token", _greedy_case(2, 8)),
-        ("no row ever picks end-of-text", _greedy_case(None, 6)),
-        ("max_new_tokens = 1", _greedy_case(1, 1)),
-    ])  # fmt: skip
+    end-of-text (kept) or after max_new_tokens tokens.""",
+)
 
 
 # ------------------------------------------------------------- top-k filtering
@@ -140,7 +135,7 @@ def _top_k_mistake(got, logits: torch.Tensor, k: int) -> str | None:
     """The usual wrong answers to top-k filtering, recognised from what came back."""
     values, indices = logits.topk(k, dim=-1)
     if not torch.is_tensor(got):
-        return f"expected a tensor of shape {tuple(logits.shape)}, got {type(got).__name__}"
+        return f"expected a tensor of shape {tuple(logits.shape)}, got {kind(got)}"
     if got.shape == values.shape and got.shape != logits.shape:
         if got.dtype == torch.long:
             return (f"returned the indices of the {k} largest logits, shape {tuple(got.shape)}: return the whole "
@@ -178,21 +173,29 @@ def _top_k_mistake(got, logits: torch.Tensor, k: int) -> str | None:
     return None
 
 
-def check_top_k_filter(fn) -> bool:
+def _top_k_case(name: str, k: int, rows: int, vocab: int, seed: int) -> Case:
+    logits = torch.randn(rows, vocab, generator=torch.Generator().manual_seed(seed))
+
+    def judge(got):
+        mistake = _top_k_mistake(got, logits, k)
+        if mistake:
+            raise Wrong(f"{mistake}\nlogits:\n{logits}\ngot:\n{got}" if logits.numel() <= 40 else mistake)
+        keep = ~torch.isinf(got)
+        same(got[keep], logits[keep], "the kept logits (unchanged, in their places)")
+
+    return Case(name, (logits, k), judge)
+
+
+check_top_k_filter = Checker(
+    "top_k_filter",
+    lambda: [
+        _top_k_case("k = 2 of 7", 2, 3, 7, 0),
+        _top_k_case("k = 1", 1, 3, 11, 1),
+        _top_k_case("k = 4 of 50", 4, 5, 50, 2),
+        _top_k_case("k = V", 11, 3, 11, 3),
+    ],  # fmt: skip
     """`fn(logits (B, V), k) -> (B, V)`: the k largest logits of each row kept as they are,
-    every other one set to -inf (so softmax gives it probability 0)."""
+    every other one set to -inf (so softmax gives it probability 0).""",
+)
 
-    def run(k, rows, vocab, seed):
-        def case(f):
-            logits = torch.randn(rows, vocab, generator=torch.Generator().manual_seed(seed))
-            got = f(logits.clone(), k)
-            mistake = _top_k_mistake(got, logits, k)
-            if mistake:
-                raise Wrong(f"{mistake}\nlogits:\n{logits}\ngot:\n{got}" if logits.numel() <= 40 else mistake)
-            keep = ~torch.isinf(got)
-            same(got[keep], logits[keep], "the kept logits (unchanged, in their places)")
-
-        return case
-
-    return grade("top_k_filter", fn, [("k = 2 of 7", run(2, 3, 7, 0)), ("k = 1", run(1, 3, 11, 1)),
-                                       ("k = 4 of 50", run(4, 5, 50, 2)), ("k = V", run(11, 3, 11, 3))])  # fmt: skip
+EXERCISES = (check_greedy_with_kv_cache, check_top_k_filter)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import torch
 
 from ...masks import position_ids
-from .grading import Wrong, grade
+from .grading import Case, Checker, Wrong
 from .mistakes import name_the_mistake, show
+from .wire import kind
 
 BLOCKED = -1e4  # at or below this, a bias entry blocks (exp underflows to 0): -inf, or the dtype's min
 
@@ -47,7 +48,7 @@ def _check_bias(got, mask: torch.Tensor) -> None:
     right = _allowed(mask)
     b, length = mask.shape
     if not torch.is_tensor(got):
-        raise Wrong(f"expected a tensor of shape {(b, length, length)}, got {type(got).__name__}")
+        raise Wrong(f"expected a tensor of shape {(b, length, length)}, got {kind(got)}")
     if got.dim() == 4 and got.shape[1] == 1:  # (B, 1, L, L), ready for the heads: fine too
         got = got[:, 0]
     if got.shape == right.shape and not got.is_floating_point():
@@ -103,28 +104,24 @@ def _check_bias(got, mask: torch.Tensor) -> None:
     )
 
 
-def check_attention_bias(fn) -> bool:
+def _attention_bias_cases() -> list[Case]:
+    masks = [
+        ("two rows, one right-padded", torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])),
+        ("one row, no padding", torch.ones(1, 4, dtype=torch.long)),
+        (
+            "three rows, padded by different amounts",
+            torch.tensor([[1, 1, 1, 1, 1, 1, 0], [1, 1, 0, 0, 0, 0, 0], [1, 1, 1, 1, 0, 0, 0]]),
+        ),
+    ]
+    return [Case(name, (mask,), lambda got, mask=mask: _check_bias(got, mask)) for name, mask in masks]
+
+
+check_attention_bias = Checker(
+    "attention_bias",
+    _attention_bias_cases,
     """`fn(mask (B, L)) -> (B, L, L)` float: 0 where query i may attend to key j (j <= i and mask[b, j]),
-    -inf elsewhere; rows right-padded."""
-
-    def run(mask):
-        def case(f):
-            _check_bias(f(mask.clone()), mask)
-
-        return case
-
-    return grade(
-        "attention_bias",
-        fn,
-        [
-            ("two rows, one right-padded", run(torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]))),
-            ("one row, no padding", run(torch.ones(1, 4, dtype=torch.long))),
-            (
-                "three rows, padded by different amounts",
-                run(torch.tensor([[1, 1, 1, 1, 1, 1, 0], [1, 1, 0, 0, 0, 0, 0], [1, 1, 1, 1, 0, 0, 0]])),
-            ),
-        ],
-    )
+    -inf elsewhere; rows right-padded.""",
+)
 
 
 FLOAT_IDS = (
@@ -134,54 +131,57 @@ FLOAT_IDS = (
 )
 
 
-def check_position_ids(fn) -> bool:
-    """`fn(mask (B, L)) -> position ids (B, L)`, torch.long, for left-padded rows: 0, 1, 2, ... over the real
-    slots; any position >= 0 on padding (nothing attends to it)."""
-
-    def run(mask, what):
-        def case(f):
-            got = f(mask.clone())
-            if not torch.is_tensor(got) or got.shape != mask.shape:
-                shape = tuple(got.shape) if torch.is_tensor(got) else type(got).__name__
-                raise Wrong(f"expected a tensor of shape {tuple(mask.shape)} (the mask's), got {shape}")
-            if got.is_floating_point():
-                raise Wrong(FLOAT_IDS.format(dtype=got.dtype))
-            if got.dtype not in (torch.long, torch.int, torch.int32, torch.int16, torch.uint8, torch.int8):
-                raise Wrong(f"position ids must be integers (torch.long), got {got.dtype}")
-            if (got < 0).any():
-                raise Wrong(
-                    f"negative position ids {show(got)}: -1 is not a position, and GPT-2's embedding lookup raises "
-                    "IndexError on it. On padding, cumsum - 1 gives -1: clamp it at 0."
-                )
-            real = mask.bool()
-            expected = position_ids(mask)
-            from_start = torch.arange(mask.shape[1]).expand_as(mask)
-            name_the_mistake(
-                got.masked_fill(~real, 0),
-                expected.masked_fill(~real, 0),
-                f"positions of the real slots ({what}, mask {mask.tolist()}); got {show(got)}",
-                [
-                    (
-                        from_start.masked_fill(~real, 0),
-                        "positions counted from the start of the row, padding "
-                        "included: a left-padded row's first real slot must be position 0, not its slot index",
-                    ),
-                    (
-                        mask.long().cumsum(-1).masked_fill(~real, 0),
-                        "off by one: the first real slot must be "
-                        "position 0 (a running count gives 1, 2, 3, ...: subtract 1)",
-                    ),
-                ],
-            )
-
-        return case
-
-    return grade(
-        "position_ids",
-        fn,
+def _check_position_ids(got, mask: torch.Tensor, what: str) -> None:
+    if not torch.is_tensor(got) or got.shape != mask.shape:
+        shape = tuple(got.shape) if torch.is_tensor(got) else kind(got)
+        raise Wrong(f"expected a tensor of shape {tuple(mask.shape)} (the mask's), got {shape}")
+    if got.is_floating_point():
+        raise Wrong(FLOAT_IDS.format(dtype=got.dtype))
+    if got.dtype not in (torch.long, torch.int, torch.int32, torch.int16, torch.uint8, torch.int8):
+        raise Wrong(f"position ids must be integers (torch.long), got {got.dtype}")
+    if (got < 0).any():
+        raise Wrong(
+            f"negative position ids {show(got)}: -1 is not a position, and GPT-2's embedding lookup raises "
+            "IndexError on it. On padding, cumsum - 1 gives -1: clamp it at 0."
+        )
+    real = mask.bool()
+    expected = position_ids(mask)
+    from_start = torch.arange(mask.shape[1]).expand_as(mask)
+    name_the_mistake(
+        got.masked_fill(~real, 0),
+        expected.masked_fill(~real, 0),
+        f"positions of the real slots ({what}, mask {mask.tolist()}); got {show(got)}",
         [
-            ("left padding", run(torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1], [0, 0, 0, 0, 1]]), "three rows")),
-            ("no padding", run(torch.ones(1, 5, dtype=torch.long), "one full row")),
-            ("right padding", run(torch.tensor([[1, 1, 1, 0, 0]]), "one row padded on the right")),
+            (
+                from_start.masked_fill(~real, 0),
+                "positions counted from the start of the row, padding "
+                "included: a left-padded row's first real slot must be position 0, not its slot index",
+            ),
+            (
+                mask.long().cumsum(-1).masked_fill(~real, 0),
+                "off by one: the first real slot must be position 0 (a running count gives 1, 2, 3, ...: subtract 1)",
+            ),
         ],
     )
+
+
+def _position_ids_cases() -> list[Case]:
+    masks = [
+        ("left padding", torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1], [0, 0, 0, 0, 1]]), "three rows"),
+        ("no padding", torch.ones(1, 5, dtype=torch.long), "one full row"),
+        ("right padding", torch.tensor([[1, 1, 1, 0, 0]]), "one row padded on the right"),
+    ]
+    return [
+        Case(name, (mask,), lambda got, mask=mask, what=what: _check_position_ids(got, mask, what))
+        for name, mask, what in masks
+    ]
+
+
+check_position_ids = Checker(
+    "position_ids",
+    _position_ids_cases,
+    """`fn(mask (B, L)) -> position ids (B, L)`, torch.long, for left-padded rows: 0, 1, 2, ... over the real
+    slots; any position >= 0 on padding (nothing attends to it).""",
+)
+
+EXERCISES = (check_attention_bias, check_position_ids)

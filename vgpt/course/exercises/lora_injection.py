@@ -9,9 +9,8 @@ a base layer that still trains.
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from .grading import Wrong, grade
+from .grading import Case, Checker, Wrong
 from .mistakes import name_the_mistake
 
 
@@ -29,70 +28,53 @@ def _scaling_mistakes(base: torch.Tensor, detour: torch.Tensor, r: int, alpha: f
     ]
 
 
-def check_lora_forward(fn) -> bool:
-    """`fn(x, weight (in, out), bias, A (r, in), B (out, r), alpha) -> y`: a GPT-2 Conv1D layer
-    (y = x W + b) plus the LoRA detour (alpha / r) x A^T B^T."""
-    torch.manual_seed(0)
-
-    def run(fan_in, fan_out, r, alpha):
-        def case(f):
-            x, w, b = torch.randn(2, 3, fan_in), torch.randn(fan_in, fan_out), torch.randn(fan_out)
-            a, bb = torch.randn(r, fan_in), torch.randn(fan_out, r)
-            base, detour = x @ w + b, x @ a.T @ bb.T
-            known = _scaling_mistakes(base, detour, r, alpha) + [
-                (x @ w + detour * (alpha / r), "forgot the bias: the base output is x @ weight + bias"),
-            ]
-            if fan_in == fan_out:
-                known.append(
-                    (
-                        x @ w.T + b + detour * (alpha / r),
-                        "used the weight the nn.Linear way (x @ weight.T): "
-                        "Conv1D stores its weight (in, out), so the base output is x @ weight + bias",
-                    )
-                )
-            got = f(x.clone(), w.clone(), b.clone(), a.clone(), bb.clone(), alpha)
-            name_the_mistake(
-                got,
-                base + detour * (alpha / r),
-                f"the output (in {fan_in}, out {fan_out}, r {r}, alpha {alpha})",
-                known,
-                atol=1e-4,
+def _forward_case(name: str, fan_in: int, fan_out: int, r: int, alpha: float) -> Case:
+    x, w, b = torch.randn(2, 3, fan_in), torch.randn(fan_in, fan_out), torch.randn(fan_out)
+    a, bb = torch.randn(r, fan_in), torch.randn(fan_out, r)
+    base, detour = x @ w + b, x @ a.T @ bb.T
+    known = _scaling_mistakes(base, detour, r, alpha) + [
+        (x @ w + detour * (alpha / r), "forgot the bias: the base output is x @ weight + bias"),
+    ]
+    if fan_in == fan_out:
+        known.append(
+            (
+                x @ w.T + b + detour * (alpha / r),
+                "used the weight the nn.Linear way (x @ weight.T): "
+                "Conv1D stores its weight (in, out), so the base output is x @ weight + bias",
             )
-
-        return case
-
-    def starts_as_base(f):
-        x, w, b = torch.randn(1, 2, 6), torch.randn(6, 4), torch.randn(4)
-        got = f(x, w, b, torch.randn(2, 6), torch.zeros(4, 2), 4)
-        name_the_mistake(got, x @ w + b, "the output with B = 0 (it must be the base layer's)", [], atol=1e-5)
-
-    return grade(
-        "lora_forward",
-        fn,
-        [
-            ("a square layer, r 2, alpha 4", run(4, 4, 2, 4)),
-            ("in 6, out 10, r 3, alpha 12", run(6, 10, 3, 12)),
-            ("B = 0", starts_as_base),
-        ],
-    )
+        )
+    what = f"the output (in {fan_in}, out {fan_out}, r {r}, alpha {alpha})"
+    return Case(name, (x, w, b, a, bb, alpha),
+                lambda got: name_the_mistake(got, base + detour * (alpha / r), what, known, atol=1e-4))  # fmt: skip
 
 
-def _conv1d(fan_in: int, fan_out: int) -> nn.Module:
-    from transformers.pytorch_utils import Conv1D
+def _lora_forward_cases() -> list[Case]:
+    cases = [_forward_case("a square layer, r 2, alpha 4", 4, 4, 2, 4),
+             _forward_case("in 6, out 10, r 3, alpha 12", 6, 10, 3, 12)]  # fmt: skip
+    x, w, b = torch.randn(1, 2, 6), torch.randn(6, 4), torch.randn(4)
+    what = "the output with B = 0 (it must be the base layer's)"
+    cases.append(Case("B = 0", (x, w, b, torch.randn(2, 6), torch.zeros(4, 2), 4),
+                      lambda got: name_the_mistake(got, x @ w + b, what, [], atol=1e-5)))  # fmt: skip
+    return cases
 
-    conv = Conv1D(fan_out, fan_in)  # Conv1D(nf=out, nx=in): weight (in, out)
-    nn.init.normal_(conv.weight, std=0.2)
-    nn.init.normal_(conv.bias, std=0.2)
-    return conv
+
+check_lora_forward = Checker(
+    "lora_forward",
+    _lora_forward_cases,
+    """`fn(x, weight (in, out), bias, A (r, in), B (out, r), alpha) -> y`: a GPT-2 Conv1D layer
+    (y = x W + b) plus the LoRA detour (alpha / r) x A^T B^T.""",
+)
 
 
-def _lora_parameters(module, conv, fan_in: int, fan_out: int, r: int) -> tuple[nn.Parameter, nn.Parameter]:
-    if not isinstance(module, nn.Module):
-        raise Wrong(f"return an nn.Module that wraps the Conv1D, got {type(module).__name__}")
-    a, b = getattr(module, "lora_A", None), getattr(module, "lora_B", None)
-    if not isinstance(a, nn.Parameter) or not isinstance(b, nn.Parameter):
+def _check_lora_parameters(facts: dict, fan_in: int, fan_out: int, r: int) -> None:
+    """What the module must be before its outputs mean anything: lora_A (r, in) random and lora_B (out, r)
+    zero, both trainable, and nothing else training."""
+    if not facts.get("module"):
+        raise Wrong(f"return an nn.Module that wraps the Conv1D, got {facts.get('type')}")
+    a, b = facts["A"], facts["B"]
+    if not a["parameter"] or not b["parameter"]:
         raise Wrong("the module needs two nn.Parameters named lora_A (r, in) and lora_B (out, r)")
-    shapes = (tuple(a.shape), tuple(b.shape))
+    shapes = (tuple(a["shape"]), tuple(b["shape"]))
     if shapes == ((r, fan_out), (fan_in, r)):
         raise Wrong(
             f"A/B shapes swapped: lora_A is {shapes[0]} and lora_B {shapes[1]}, as if conv.weight were "
@@ -109,72 +91,71 @@ def _lora_parameters(module, conv, fan_in: int, fan_out: int, r: int) -> tuple[n
             f"lora_A is {shapes[0]} and lora_B {shapes[1]}; expected (r, in) = {(r, fan_in)} and "
             f"(out, r) = {(fan_out, r)}"
         )
-    trainable = {id(p) for p in module.parameters() if p.requires_grad}
-    if not a.requires_grad or not b.requires_grad:
+    if not a["requires_grad"] or not b["requires_grad"]:
         raise Wrong("lora_A and lora_B must be trainable (requires_grad=True)")
-    if any(p.requires_grad for p in conv.parameters()):
+    if facts["conv_trains"]:
         raise Wrong(
             "the wrapped Conv1D still trains: freeze its weight and bias (conv.requires_grad_(False)); "
             "only lora_A and lora_B may train"
         )
-    if trainable != {id(a), id(b)}:
+    if not facts["only_a_b_train"]:
         raise Wrong("only lora_A and lora_B may train; the module has other trainable parameters")
-    if torch.count_nonzero(b) and not torch.count_nonzero(a):
+    if b["nonzero"] and not a["nonzero"]:
         raise Wrong(
             "lora_A starts at zero and lora_B random: the other way round. lora_B starts at zero (so the "
             "layer starts as the base layer), lora_A random"
         )
-    if torch.count_nonzero(b):
+    if b["nonzero"]:
         raise Wrong(
             "lora_B must start at zero, so that the wrapped layer starts as the base layer (and GPT-2 "
             "with its adapters starts as GPT-2)"
         )
-    if not torch.count_nonzero(a):
+    if not a["nonzero"]:
         raise Wrong(
             "lora_A and lora_B both start at zero: then neither ever gets a gradient (each one's gradient "
             "is multiplied by the other). Start lora_A random (Kaiming-uniform, as peft)"
         )
-    return a, b
 
 
-def check_lora_conv1d(fn) -> bool:
+def _conv1d_case(name: str, fan_in: int, fan_out: int, r: int, alpha: float) -> Case:
+    weight, bias = torch.randn(fan_in, fan_out) * 0.2, torch.randn(fan_out) * 0.2
+    x, a, b = torch.randn(2, 3, fan_in), torch.randn(r, fan_in), torch.randn(fan_out, r)
+    base = x @ weight + bias
+    detour = x @ a.T @ b.T
+
+    def judge(facts):
+        _check_lora_parameters(facts, fan_in, fan_out, r)
+        if "forward_raised" in facts:
+            raise facts["forward_raised"]
+        name_the_mistake(
+            facts.get("output_at_start"), base, "the output at the start (it must be the base layer's)", [], atol=1e-5
+        )
+        name_the_mistake(
+            facts.get("output_set"),
+            base + detour * (alpha / r),
+            f"the output with lora_A and lora_B set (in {fan_in}, out {fan_out}, r {r}, alpha {alpha})",
+            _scaling_mistakes(base, detour, r, alpha),
+            atol=1e-4,
+        )
+        if facts["weight_changed"]:
+            raise Wrong("the Conv1D's weight changed: wrap it, do not modify it")
+
+    return Case(name, (weight, bias, r, alpha, x, a, b), judge, call="lora_conv1d")
+
+
+def _lora_conv1d_cases() -> list[Case]:
+    return [
+        _conv1d_case("in 6, out 10, r 2, alpha 4", 6, 10, 2, 4),
+        _conv1d_case("in 8, out 24, r 4, alpha 4", 8, 24, 4, 4),
+        _conv1d_case("in 5, out 3, r 1, alpha 2", 5, 3, 1, 2),
+    ]
+
+
+check_lora_conv1d = Checker(
+    "lora_conv1d",
+    _lora_conv1d_cases,
     """`fn(conv, r, alpha) -> nn.Module`: conv (a GPT-2 Conv1D, weight (in, out)) frozen, plus trainable
-    lora_A (r, in), random, and lora_B (out, r), zero; forward conv(x) + (alpha / r) x lora_A^T lora_B^T."""
-    torch.manual_seed(0)
+    lora_A (r, in), random, and lora_B (out, r), zero; forward conv(x) + (alpha / r) x lora_A^T lora_B^T.""",
+)
 
-    def run(fan_in, fan_out, r, alpha):
-        def case(f):
-            conv = _conv1d(fan_in, fan_out)
-            weight = conv.weight.detach().clone()
-            module = f(conv, r, alpha)
-            a, b = _lora_parameters(module, conv, fan_in, fan_out, r)
-            x = torch.randn(2, 3, fan_in)
-            with torch.no_grad():
-                base = x @ weight + conv.bias
-                name_the_mistake(
-                    module(x), base, "the output at the start (it must be the base layer's)", [], atol=1e-5
-                )
-                a.copy_(torch.randn(r, fan_in))
-                b.copy_(torch.randn(fan_out, r))
-                detour = x @ a.T @ b.T
-                name_the_mistake(
-                    module(x),
-                    base + detour * (alpha / r),
-                    f"the output with lora_A and lora_B set (in {fan_in}, out {fan_out}, r {r}, alpha {alpha})",
-                    _scaling_mistakes(base, detour, r, alpha),
-                    atol=1e-4,
-                )
-            if not torch.equal(conv.weight, weight):
-                raise Wrong("the Conv1D's weight changed: wrap it, do not modify it")
-
-        return case
-
-    return grade(
-        "lora_conv1d",
-        fn,
-        [
-            ("in 6, out 10, r 2, alpha 4", run(6, 10, 2, 4)),
-            ("in 8, out 24, r 4, alpha 4", run(8, 24, 4, 4)),
-            ("in 5, out 3, r 1, alpha 2", run(5, 3, 1, 2)),
-        ],
-    )
+EXERCISES = (check_lora_forward, check_lora_conv1d)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from .grading import Wrong
+from .wire import kind
 
 
 def matches(got, expected: torch.Tensor, atol: float = 1e-5) -> bool:
@@ -33,7 +34,7 @@ def name_the_mistake(
     """Return if `got` equals `expected`; else raise `Wrong` naming the first known mistake it equals,
     or saying what differs (small tensors printed whole)."""
     if not torch.is_tensor(got):
-        raise Wrong(f"expected a tensor for {what}, got {type(got).__name__}")
+        raise Wrong(f"expected a tensor for {what}, got {kind(got)}")
     if matches(got, expected, atol):
         return
     for wrong, message in known:

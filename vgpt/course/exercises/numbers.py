@@ -14,6 +14,7 @@ import torch
 
 from .grading import Wrong
 from .mistakes import show
+from .wire import kind
 
 
 def one_number(got, what: str) -> float:
@@ -23,7 +24,7 @@ def one_number(got, what: str) -> float:
     if isinstance(got, (int, float)) and not isinstance(got, bool):
         return float(got)
     shown = show(got) if torch.is_tensor(got) else repr(got)
-    raise Wrong(f"expected one number for {what}, got {type(got).__name__} {shown}")
+    raise Wrong(f"expected one number for {what}, got {kind(got)} {shown}")
 
 
 def name_the_number(got: float, expected: float, known: list[tuple[float, str]], on: str = "", tol=1e-5) -> None:

@@ -9,10 +9,9 @@ N slots short), and the prefix after the caption.
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from ...prefix import caption_labels
-from .grading import Wrong, grade
+from .grading import Case, Checker, Wrong
 from .mistakes import name_the_mistake
 
 EOS = 0  # end-of-text's id in these cases, and the pad id: as with GPT-2, which has no pad token
@@ -63,78 +62,76 @@ MASK = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
 INSIDE = torch.tensor([[9, EOS, 4, EOS]])  # the pad id in the middle of a caption (a real token)
 
 
-def check_caption_labels(fn) -> bool:
+def _labels_case(name: str, ids, mask, n: int, what: str) -> Case:
+    what = f"labels ({what}; ids {ids.tolist()}, mask {mask.tolist()}, N = {n})"
+    return Case(name, (ids, mask, n), lambda got: _check_labels(got, ids, mask, n, what))
+
+
+def _caption_labels_cases() -> list[Case]:
+    return [
+        _labels_case("a caption's own end-of-text, then padding with the same id", IDS, MASK, 3, "two captions"),
+        _labels_case("a different number of prefix slots", IDS, MASK, 1, "N = 1"),
+        _labels_case("the pad id inside a caption", INSIDE, torch.ones_like(INSIDE), 2, "no padding"),
+    ]
+
+
+check_caption_labels = Checker(
+    "caption_labels",
+    _caption_labels_cases,
     """`fn(ids (B, T), text_mask (B, T), n_prefix) -> labels (B, N + T)`: -100 on the prefix and on
-    padding, the token id elsewhere, set by position."""
+    padding, the token id elsewhere, set by position.""",
+)
 
-    def run(ids, mask, n, what):
-        def case(f):
-            _check_labels(
-                f(ids.clone(), mask.clone(), n),
-                ids,
-                mask,
-                n,
-                f"labels ({what}; ids {ids.tolist()}, mask {mask.tolist()}, N = {n})",
+
+def _inputs_case(name: str, weight: torch.Tensor, ids, mask, n: int, what: str) -> Case:
+    prefix = torch.randn(ids.shape[0], n, 4)
+    tokens = torch.nn.functional.embedding(ids, weight)
+
+    def judge(got):
+        if not isinstance(got, (tuple, list)) or len(got) != 2:
+            raise Wrong("return two things: (inputs_embeds, labels)")
+        embeds, labels = got
+        if torch.is_tensor(embeds) and embeds.shape == tokens.shape:
+            raise Wrong(
+                f"forgot the prefix: inputs_embeds has shape {tuple(embeds.shape)} = (B, T, D), "
+                f"expected (B, N + T, D) = {(ids.shape[0], n + ids.shape[1], 4)}"
             )
-
-        return case
-
-    return grade(
-        "caption_labels",
-        fn,
-        [
-            ("a caption's own end-of-text, then padding with the same id", run(IDS, MASK, 3, "two captions")),
-            ("a different number of prefix slots", run(IDS, MASK, 1, "N = 1")),
-            ("the pad id inside a caption", run(INSIDE, torch.ones_like(INSIDE), 2, "no padding")),
-        ],
-    )
-
-
-def check_prefix_inputs(fn) -> bool:
-    """`fn(prefix (B, N, D), ids (B, T), text_mask (B, T), embedding) -> (inputs_embeds (B, N + T, D),
-    labels (B, N + T))`: the prefix in front of embedding(ids); labels as in `check_caption_labels`."""
-    torch.manual_seed(0)
-    table = nn.Embedding(12, 4)
-
-    def run(ids, mask, n, what):
-        def case(f):
-            prefix = torch.randn(ids.shape[0], n, 4)
-            got = f(prefix.clone(), ids.clone(), mask.clone(), table)
-            if not isinstance(got, (tuple, list)) or len(got) != 2:
-                raise Wrong("return two things: (inputs_embeds, labels)")
-            embeds, labels = got
-            tokens = table(ids)
-            if torch.is_tensor(embeds) and embeds.shape == tokens.shape:
-                raise Wrong(
-                    f"forgot the prefix: inputs_embeds has shape {tuple(embeds.shape)} = (B, T, D), "
-                    f"expected (B, N + T, D) = {(ids.shape[0], n + ids.shape[1], 4)}"
-                )
-            known = [
+        known = [
+            (
+                torch.cat([tokens, prefix], 1),
+                "the prefix is after the caption: put it in front, so that "
+                "every caption token can see the image (GPT-2 is causal)",
+            )
+        ]
+        if n == ids.shape[1]:
+            known.append(
                 (
-                    torch.cat([tokens, prefix], 1),
-                    "the prefix is after the caption: put it in front, so that "
-                    "every caption token can see the image (GPT-2 is causal)",
+                    torch.cat([prefix, tokens], -1),
+                    "concatenated along the last dimension: the sequence dimension is dim 1",
                 )
-            ]
-            if n == ids.shape[1]:
-                known.append(
-                    (
-                        torch.cat([prefix, tokens], -1),
-                        "concatenated along the last dimension: the sequence dimension is dim 1",
-                    )
-                )
-            name_the_mistake(embeds, torch.cat([prefix, tokens], 1), f"inputs_embeds ({what})", known)
-            _check_labels(labels, ids, mask, n, f"labels ({what}; ids {ids.tolist()}, mask {mask.tolist()}, N = {n})")
+            )
+        name_the_mistake(embeds, torch.cat([prefix, tokens], 1), f"inputs_embeds ({what})", known)
+        _check_labels(labels, ids, mask, n, f"labels ({what}; ids {ids.tolist()}, mask {mask.tolist()}, N = {n})")
 
-        return case
+    return Case(name, (prefix, ids, mask, weight), judge, call="embedding")
 
+
+def _prefix_inputs_cases() -> list[Case]:
+    weight = torch.randn(12, 4)  # the embedding table, an nn.Embedding(12, 4) in the function's hands
     full = torch.tensor([[3, 4, 5, EOS], [6, 7, 8, EOS]])
-    return grade(
-        "prefix_inputs",
-        fn,
-        [
-            ("a caption's own end-of-text, then padding with the same id", run(IDS, MASK, 3, "two captions, N = 3")),
-            ("a batch without padding, N = 1", run(full, torch.ones_like(full), 1, "no padding")),
-            ("the pad id inside a caption, N = 4", run(INSIDE, torch.ones_like(INSIDE), 4, "N = T = 4")),
-        ],
-    )
+    return [
+        _inputs_case("a caption's own end-of-text, then padding with the same id", weight, IDS, MASK, 3,
+                     "two captions, N = 3"),
+        _inputs_case("a batch without padding, N = 1", weight, full, torch.ones_like(full), 1, "no padding"),
+        _inputs_case("the pad id inside a caption, N = 4", weight, INSIDE, torch.ones_like(INSIDE), 4, "N = T = 4"),
+    ]  # fmt: skip
+
+
+check_prefix_inputs = Checker(
+    "prefix_inputs",
+    _prefix_inputs_cases,
+    """`fn(prefix (B, N, D), ids (B, T), text_mask (B, T), embedding) -> (inputs_embeds (B, N + T, D),
+    labels (B, N + T))`: the prefix in front of embedding(ids); labels as in `check_caption_labels`.""",
+)
+
+EXERCISES = (check_caption_labels, check_prefix_inputs)

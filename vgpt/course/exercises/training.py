@@ -7,11 +7,13 @@ import math
 import torch
 
 from ...train import warmup_cosine
-from .grading import Wrong, grade
+from .calls import two_groups
+from .grading import Case, Checker, Wrong
+from .wire import kind
 
 
 def _table(values) -> str:
-    return "[" + ", ".join(f"{v:.3g}" for v in values) + "]"
+    return "[" + ", ".join(f"{float(v):.3g}" for v in values) + "]"
 
 
 def _schedule_mistake(got: list[float], expected: list[float], total: int, warmup: int) -> str | None:
@@ -41,53 +43,53 @@ def _schedule_mistake(got: list[float], expected: list[float], total: int, warmu
     return None
 
 
-def check_warmup_cosine(fn) -> bool:
+def _schedule_case(name: str, total: int, warmup: int) -> Case:
+    expected = [warmup_cosine(step, total, warmup) for step in range(total)]
+
+    def judge(got):
+        if not isinstance(got, list) or len(got) != total:
+            raise Wrong(f"expected one number per step, got {kind(got)}")
+        if any(not isinstance(v, (int, float)) or isinstance(v, bool) for v in got):
+            kinds = sorted({kind(v) for v in got})
+            raise Wrong(f"return a plain number (a float) for each step, got {', '.join(kinds)}")
+        if all(math.isclose(g, e, rel_tol=1e-6, abs_tol=1e-6) for g, e in zip(got, expected, strict=False)):
+            return
+        named = _schedule_mistake(got, expected, total, warmup)
+        if named:
+            raise Wrong(named)
+        step = next(
+            s for s, (g, e) in enumerate(zip(got, expected, strict=True)) if not math.isclose(g, e, abs_tol=1e-6)
+        )
+        table = f"got {_table(got)}\nexpected {_table(expected)}" if total <= 12 else ""
+        raise Wrong(f"step {step} of {total} with {warmup} warmup steps: got {got[step]:.6g}, "
+                    f"expected {expected[step]:.6g}\n{table}".rstrip())  # fmt: skip
+
+    return Case(name, ([[step, total, warmup] for step in range(total)],), judge, call="each")
+
+
+check_warmup_cosine = Checker(
+    "warmup_cosine",
+    lambda: [
+        _schedule_case("10 steps, 3 warmup", 10, 3),
+        _schedule_case("100 steps, 10 warmup", 100, 10),
+        _schedule_case("no warmup (warmup = 0)", 7, 0),
+    ],  # fmt: skip
     """`fn(step, total, warmup) -> float`: linear warmup to 1 over `warmup` steps (step 0 gives
-    1 / warmup), then cosine decay to 0 at `total`; no warmup at all when `warmup` is 0."""
-
-    def run(total, warmup):
-        def case(f):
-            expected = [warmup_cosine(step, total, warmup) for step in range(total)]
-            got = [f(step, total, warmup) for step in range(total)]
-            if any(not isinstance(v, (int, float)) or isinstance(v, bool) for v in got):
-                kinds = sorted({type(v).__name__ for v in got})
-                raise Wrong(f"return a plain number (a float) for each step, got {', '.join(kinds)}")
-            if all(math.isclose(g, e, rel_tol=1e-6, abs_tol=1e-6) for g, e in zip(got, expected, strict=False)):
-                return
-            named = _schedule_mistake(got, expected, total, warmup)
-            if named:
-                raise Wrong(named)
-            step = next(
-                s for s, (g, e) in enumerate(zip(got, expected, strict=True)) if not math.isclose(g, e, abs_tol=1e-6)
-            )
-            table = f"got {_table(got)}\nexpected {_table(expected)}" if total <= 12 else ""
-            raise Wrong(f"step {step} of {total} with {warmup} warmup steps: got {got[step]:.6g}, "
-                        f"expected {expected[step]:.6g}\n{table}".rstrip())  # fmt: skip
-
-        return case
-
-    return grade("warmup_cosine", fn, [("10 steps, 3 warmup", run(10, 3)), ("100 steps, 10 warmup", run(100, 10)),
-                                        ("no warmup (warmup = 0)", run(7, 0))])  # fmt: skip
+    1 / warmup), then cosine decay to 0 at `total`; no warmup at all when `warmup` is 0.""",
+)
 
 
 # ------------------------------------------------------------- one optimizer step
 
 
-def _two_groups(optimizer: str, base_lrs=(0.1, 0.01)):
-    """A stand-in bridge: a 'projector' (2 x 3 weights) and a 'lora' vector (3,), one param group
-    each with its own base rate, and a loss whose gradient norm is far above 1."""
-    g = torch.Generator().manual_seed(0)  # the same start every time; the global generator is left alone
-    projector = torch.nn.Parameter(torch.randn(2, 3, generator=g))
-    lora = torch.nn.Parameter(torch.randn(3, generator=g))
-    groups = [{"name": "projector", "params": [projector], "base_lr": base_lrs[0]},
-              {"name": "lora", "params": [lora], "base_lr": base_lrs[1]}]  # fmt: skip
-    for group in groups:
-        group["lr"] = group["base_lr"]
-    make = torch.optim.SGD if optimizer == "sgd" else torch.optim.AdamW
-    opt = make(groups, lr=1.0) if optimizer == "sgd" else make(groups)
-    target = torch.arange(6.0).reshape(2, 3)
-    loss_fn = lambda: 10 * ((projector - target) ** 2).sum() + 20 * (lora**3).sum()  # noqa: E731
-    return opt, loss_fn, [projector, lora]
+BASE_LRS = (0.1, 0.01)
+
+
+def _start() -> dict:
+    """The stand-in bridge's parameters before the first step: a 'projector' (2 x 3) and a 'lora' (3,)."""
+    g = torch.Generator().manual_seed(0)
+    return {"projector": torch.randn(2, 3, generator=g), "lora": torch.randn(3, generator=g),
+            "target": torch.arange(6.0).reshape(2, 3)}  # fmt: skip
 
 
 def _reference_step(opt, loss_fn, factor, clip_norm) -> float:
@@ -138,66 +140,96 @@ def _step_mistake(moves, params, loss_fn, base_lrs, factor, clip_norm) -> str | 
     return None
 
 
-def check_train_step(fn) -> bool:
-    """`fn(opt, loss_fn, factor, clip_norm) -> float`: one optimizer step of the bridge. Each param
-    group's lr becomes its own "base_lr" times `factor`; the loss `loss_fn()` is backpropagated;
-    the gradient norm of all the parameters together is clipped to `clip_norm`; the optimizer
-    steps; the gradients are cleared. Returns the loss as a float."""
-    base_lrs = (0.1, 0.01)
+def _rate(value) -> float | None:
+    """A learning rate as a float (a number or a one-element tensor), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)) or (torch.is_tensor(value) and value.numel() == 1):
+        return float(value)
+    return None
 
-    def one_step(case_factor):
-        def case(f):
-            opt, loss_fn, params = _two_groups("sgd", base_lrs)
-            before = [p.detach().clone() for p in params]
-            got = f(opt, loss_fn, case_factor, 1.0)
-            moves = [b - p.detach() for b, p in zip(before, params, strict=False)]
-            ref_opt, ref_loss, ref_params = _two_groups("sgd", base_lrs)
-            expected = _reference_step(ref_opt, ref_loss, case_factor, 1.0)
-            if not _equal(params, ref_params):
-                with torch.no_grad():
-                    for p, b in zip(params, before, strict=False):
-                        p.copy_(b)
-                named = _step_mistake(moves, params, loss_fn, base_lrs, case_factor, 1.0)
-                raise Wrong(named or "the parameters after the step differ from one clipped SGD step "
-                                     f"(projector moved by\n{moves[0]}\nlora by {moves[1]})")  # fmt: skip
-            lrs = [g["lr"] for g in opt.param_groups]
-            if not all(math.isclose(lr, b * case_factor) for lr, b in zip(lrs, base_lrs, strict=False)):
-                raise Wrong(f"after the step the groups' lr are {_table(lrs)}; expected base_lr * factor = "
-                            f"{_table([b * case_factor for b in base_lrs])}: set each group's lr (scaling the "
-                            f"loss or the gradients instead is not the same under AdamW)")  # fmt: skip
-            if any(p.grad is not None and p.grad.abs().max() > 0 for p in params):
-                raise Wrong("gradients were left behind: the next backward would add to them; clear them "
-                            "after the step (opt.zero_grad())")  # fmt: skip
-            if not isinstance(got, (int, float)) or not math.isclose(got, expected, rel_tol=1e-5):
-                raise Wrong(f"return the loss as a float (loss.item()), got {got!r}; expected {expected:.6g}")
 
-        return case
+def _rates_are(lrs, expected) -> bool:
+    rates = [_rate(lr) for lr in lrs]
+    return None not in rates and len(rates) == len(expected) and all(map(math.isclose, rates, expected))
 
-    def twice(f):
-        opt, loss_fn, params = _two_groups("sgd", base_lrs)
-        f(opt, loss_fn, 0.5, 1.0)
-        f(opt, loss_fn, 0.5, 1.0)
-        lrs = [g["lr"] for g in opt.param_groups]
-        if all(math.isclose(lr, b * 0.25) for lr, b in zip(lrs, base_lrs, strict=False)):
+
+def _check_float(got, expected: float) -> None:
+    if isinstance(got, bool) or not isinstance(got, (int, float)) or not math.isclose(got, expected, rel_tol=1e-5):
+        raise Wrong(f"return the loss as a float (loss.item()), got {got!r}; expected {expected:.6g}")
+
+
+def _one_step_case(name: str, factor: float) -> Case:
+    start = _start()
+    ref_opt, ref_loss, ref_params = two_groups("sgd", start, BASE_LRS)
+    expected = _reference_step(ref_opt, ref_loss, factor, 1.0)
+
+    def judge(facts):
+        params, lrs, grads = facts["params"][0], facts["lrs"][0], facts["grads"][0]
+        if not _equal(params, ref_params):
+            _, loss_fn, before = two_groups("sgd", start, BASE_LRS)
+            moves = [b.detach() - p for b, p in zip(before, params, strict=False)]
+            named = _step_mistake(moves, before, loss_fn, BASE_LRS, factor, 1.0)
+            raise Wrong(named or "the parameters after the step differ from one clipped SGD step "
+                                 f"(projector moved by\n{moves[0]}\nlora by {moves[1]})")  # fmt: skip
+        if not _rates_are(lrs, [b * factor for b in BASE_LRS]):
+            shown = _table(lrs) if all(_rate(lr) is not None for lr in lrs) else repr(lrs)
+            raise Wrong(f"after the step the groups' lr are {shown}; expected base_lr * factor = "
+                        f"{_table([b * factor for b in BASE_LRS])}: set each group's lr (scaling the "
+                        f"loss or the gradients instead is not the same under AdamW)")  # fmt: skip
+        if any(g is not None and g > 0 for g in grads):
+            raise Wrong("gradients were left behind: the next backward would add to them; clear them "
+                        "after the step (opt.zero_grad())")  # fmt: skip
+        _check_float(facts["returned"][0], expected)
+
+    return Case(name, ("sgd", start, BASE_LRS, [[factor, 1.0]]), judge, call="train_step")
+
+
+def _twice_case() -> Case:
+    start = _start()
+    ref_opt, ref_loss, ref_params = two_groups("sgd", start, BASE_LRS)
+    _reference_step(ref_opt, ref_loss, 0.5, 1.0)
+    _reference_step(ref_opt, ref_loss, 0.5, 1.0)
+
+    def judge(facts):
+        lrs = facts["lrs"][-1]
+        if _rates_are(lrs, [b * 0.25 for b in BASE_LRS]):
             raise Wrong("the rates compound: a second step at factor 0.5 left lr = base_lr * 0.25. "
                         "Set lr = base_lr * factor; do not multiply the current lr")  # fmt: skip
-        ref_opt, ref_loss, ref_params = _two_groups("sgd", base_lrs)
-        _reference_step(ref_opt, ref_loss, 0.5, 1.0)
-        _reference_step(ref_opt, ref_loss, 0.5, 1.0)
-        if not _equal(params, ref_params):
+        if not _equal(facts["params"][-1], ref_params):
             raise Wrong("two steps in a row differ from two clipped SGD steps: are the gradients of the "
                         "first step cleared before the second?")  # fmt: skip
 
-    def adamw(f):
-        opt, loss_fn, params = _two_groups("adamw", base_lrs)
-        ref_opt, ref_loss, ref_params = _two_groups("adamw", base_lrs)
-        for factor in (0.2, 1.0, 0.7):
-            f(opt, loss_fn, factor, 1.0)
-            _reference_step(ref_opt, ref_loss, factor, 1.0)
-        for name, p, r in zip(("projector", "lora"), params, ref_params, strict=False):
-            if not torch.allclose(p.detach(), r.detach(), rtol=1e-4, atol=1e-6):
-                raise Wrong(f"after three AdamW steps the {name} group is\n{p.detach()}\nexpected\n{r.detach()}")
+    return Case("two SGD steps in a row", ("sgd", start, BASE_LRS, [[0.5, 1.0], [0.5, 1.0]]), judge, call="train_step")
 
-    cases = [("one SGD step, factor 0.5", one_step(0.5)), ("one SGD step, factor 1", one_step(1.0)),
-             ("two SGD steps in a row", twice), ("three AdamW steps", adamw)]  # fmt: skip
-    return grade("train_step", fn, cases)
+
+def _adamw_case() -> Case:
+    start, factors = _start(), (0.2, 1.0, 0.7)
+    ref_opt, ref_loss, ref_params = two_groups("adamw", start, BASE_LRS)
+    for factor in factors:
+        _reference_step(ref_opt, ref_loss, factor, 1.0)
+
+    def judge(facts):
+        for name, p, r in zip(("projector", "lora"), facts["params"][-1], ref_params, strict=False):
+            if not torch.allclose(p, r.detach(), rtol=1e-4, atol=1e-6):
+                raise Wrong(f"after three AdamW steps the {name} group is\n{p}\nexpected\n{r.detach()}")
+
+    steps = [[factor, 1.0] for factor in factors]
+    return Case("three AdamW steps", ("adamw", start, BASE_LRS, steps), judge, call="train_step")
+
+
+check_train_step = Checker(
+    "train_step",
+    lambda: [
+        _one_step_case("one SGD step, factor 0.5", 0.5),
+        _one_step_case("one SGD step, factor 1", 1.0),
+        _twice_case(),
+        _adamw_case(),
+    ],  # fmt: skip
+    """`fn(opt, loss_fn, factor, clip_norm) -> float`: one optimizer step of the bridge. Each param
+    group's lr becomes its own "base_lr" times `factor`; the loss `loss_fn()` is backpropagated;
+    the gradient norm of all the parameters together is clipped to `clip_norm`; the optimizer
+    steps; the gradients are cleared. Returns the loss as a float.""",
+)
+
+EXERCISES = (check_warmup_cosine, check_train_step)

@@ -12,39 +12,23 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from .grading import grade
+from .calls import tied_gpt
+from .grading import Case, Checker
 from .numbers import name_the_number, one_number
 
 # ------------------------------------------------------------------ count_parameters
 
 
-def _tiny_gpt() -> nn.ModuleDict:
-    """GPT-2's traps in 4-wide miniature: the output head shares the token embedding's weight
-    (10 x 4 = 40 numbers, stored once), a LayerNorm (8), a BatchNorm (8 weights + 9 buffers)."""
-    wte = nn.Embedding(10, 4)
-    head = nn.Linear(4, 10, bias=False)
-    head.weight = wte.weight  # tied, as GPT-2's lm_head and wte
-    model = nn.ModuleDict({"wte": wte, "ln": nn.LayerNorm(4), "bn": nn.BatchNorm1d(4), "lm_head": head})
-    wte.requires_grad_(False)  # frozen: the embedding, and so the head that shares it
-    return model
+def _count_parameters_cases() -> list[Case]:
+    m = tied_gpt()
+    total, buffers = 56, sum(b.numel() for b in m.buffers())
+    twice = sum(p.numel() for _, p in m.named_parameters(remove_duplicate=False))
+    state = sum(t.numel() for t in m.state_dict().values())
 
-
-def check_count_parameters(fn) -> bool:
-    """`fn(module, trainable_only=False) -> int`: the numbers in the module's parameters, each tensor
-    counted once (a tied weight is one tensor), buffers left out; with `trainable_only`, only the
-    tensors with `requires_grad`."""
-    torch.manual_seed(0)
-
-    def tied_and_buffers(f):
-        m = _tiny_gpt()
-        total, buffers = 56, sum(b.numel() for b in m.buffers())
-        twice = sum(p.numel() for _, p in m.named_parameters(remove_duplicate=False))
-        state = sum(t.numel() for t in m.state_dict().values())
-        got = one_number(f(m), "the count")
+    def tied_and_buffers(got):
         name_the_number(
-            got,
+            one_number(got, "the count"),
             total,
             [
                 (
@@ -66,11 +50,9 @@ def check_count_parameters(fn) -> bool:
             ],
         )
 
-    def trainable(f):
-        m = _tiny_gpt()
-        got = one_number(f(m, trainable_only=True), "the trainable count")
+    def trainable(got):
         name_the_number(
-            got,
+            one_number(got, "the trainable count"),
             16,
             [
                 (56, "The frozen parameters were counted too: keep only those with p.requires_grad."),
@@ -78,37 +60,37 @@ def check_count_parameters(fn) -> bool:
             ],
         )
 
-    def plain(f):
-        got = one_number(f(nn.Linear(3, 4)), "the count")
+    def plain(got):
         name_the_number(
-            got,
+            one_number(got, "the count"),
             16,
-            [
-                (12, "The bias was left out: Linear(3, 4) holds a 4 x 3 weight and a bias of 4."),
-            ],
+            [(12, "The bias was left out: Linear(3, 4) holds a 4 x 3 weight and a bias of 4.")],
         )
 
-    def shared_layer(f):
-        layer = nn.Linear(2, 2)
-        got = one_number(f(nn.Sequential(layer, nn.ReLU(), layer)), "the count")
+    def shared(got):
         name_the_number(
-            got,
+            one_number(got, "the count"),
             6,
-            [
-                (12, "A layer used twice holds one set of weights: count each tensor once."),
-            ],
+            [(12, "A layer used twice holds one set of weights: count each tensor once.")],
         )
 
-    return grade(
-        "count_parameters",
-        fn,
-        [
-            ("a model whose output head is tied to its embedding, with a BatchNorm", tied_and_buffers),
-            ("the same model, trainable_only=True, the embedding (and so the tied head) frozen", trainable),
-            ("Linear(3, 4)", plain),
-            ("one Linear(2, 2) used twice in a Sequential", shared_layer),
-        ],
-    )
+    return [
+        Case("a model whose output head is tied to its embedding, with a BatchNorm", ("tied_gpt",), tied_and_buffers,
+             call="module"),
+        Case("the same model, trainable_only=True, the embedding (and so the tied head) frozen", ("tied_gpt",),
+             trainable, call="module", kwargs={"trainable_only": True}),
+        Case("Linear(3, 4)", ("linear_3_4",), plain, call="module"),
+        Case("one Linear(2, 2) used twice in a Sequential", ("shared_layer",), shared, call="module"),
+    ]  # fmt: skip
+
+
+check_count_parameters = Checker(
+    "count_parameters",
+    _count_parameters_cases,
+    """`fn(module, trainable_only=False) -> int`: the numbers in the module's parameters, each tensor
+    counted once (a tied weight is one tensor), buffers left out; with `trainable_only`, only the
+    tensors with `requires_grad`.""",
+)
 
 
 # ------------------------------------------------------------------ next_token_loss
@@ -138,79 +120,68 @@ def _logits_as_log_probs(logits, ids, mask) -> float:
     return float(picked[mask[:, 1:].bool()].mean())
 
 
-def _loss_case(logits, ids, mask):
-    def case(f):
-        got = one_number(f(logits.clone(), ids.clone(), mask.clone()), "the loss")
-        right = _loss(logits, ids, mask)
-        name_the_number(
-            got,
-            right,
-            [
-                (
-                    right / math.log(2),
-                    "That is in bits (log base 2); the course measures nats: the natural log, as F.cross_entropy does.",
-                ),
-                (
-                    _loss(logits, ids, mask, shift=0),
-                    "No shift: each position was scored against its own token. "
-                    "Position t predicts token t + 1: compare logits[:, :-1] "
-                    "with ids[:, 1:].",
-                ),
-                (
-                    _loss(logits, ids, mask, shift=-1),
-                    "Shifted the wrong way: logits[:, 1:] against ids[:, :-1] "
-                    "scores each position against the token before it. Use "
-                    "logits[:, :-1] against ids[:, 1:].",
-                ),
-                (
-                    _loss(logits, ids, mask, keep_by="none"),
-                    "Padding was counted: keep only predictions whose target is a real token, mask[:, 1:] == 1.",
-                ),
-                (
-                    _loss(logits, ids, mask, keep_by="input"),
-                    "Kept by the input's mask, mask[:, :-1]: that also "
-                    "counts the prediction made at a caption's last token, "
-                    "whose target is padding. A prediction counts when its "
-                    "target is real: mask[:, 1:].",
-                ),
-                (
-                    _loss(logits, ids, mask, reduce="sum"),
-                    "That is the sum over predicted tokens; the loss is their mean (nats per token).",
-                ),
-                (
-                    _loss(logits, ids, mask, reduce="per_row"),
-                    "Each caption was averaged first, then the captions: "
-                    "short captions weigh too much. Average over all "
-                    "predicted tokens of the batch at once.",
-                ),
-                (
-                    _logits_as_log_probs(logits, ids, mask),
-                    "Logits are not log-probabilities: take log_softmax "
-                    "over the vocabulary first (or use F.cross_entropy).",
-                ),
-            ],
-            on=f" (ids {ids.tolist()}, mask {mask.tolist()})",
-        )
+def _loss_case(name: str, logits, ids, mask) -> Case:
+    right = _loss(logits, ids, mask)
+    known = [
+        (
+            right / math.log(2),
+            "That is in bits (log base 2); the course measures nats: the natural log, as F.cross_entropy does.",
+        ),
+        (
+            _loss(logits, ids, mask, shift=0),
+            "No shift: each position was scored against its own token. "
+            "Position t predicts token t + 1: compare logits[:, :-1] "
+            "with ids[:, 1:].",
+        ),
+        (
+            _loss(logits, ids, mask, shift=-1),
+            "Shifted the wrong way: logits[:, 1:] against ids[:, :-1] "
+            "scores each position against the token before it. Use "
+            "logits[:, :-1] against ids[:, 1:].",
+        ),
+        (
+            _loss(logits, ids, mask, keep_by="none"),
+            "Padding was counted: keep only predictions whose target is a real token, mask[:, 1:] == 1.",
+        ),
+        (
+            _loss(logits, ids, mask, keep_by="input"),
+            "Kept by the input's mask, mask[:, :-1]: that also "
+            "counts the prediction made at a caption's last token, "
+            "whose target is padding. A prediction counts when its "
+            "target is real: mask[:, 1:].",
+        ),
+        (
+            _loss(logits, ids, mask, reduce="sum"),
+            "That is the sum over predicted tokens; the loss is their mean (nats per token).",
+        ),
+        (
+            _loss(logits, ids, mask, reduce="per_row"),
+            "Each caption was averaged first, then the captions: "
+            "short captions weigh too much. Average over all "
+            "predicted tokens of the batch at once.",
+        ),
+        (
+            _logits_as_log_probs(logits, ids, mask),
+            "Logits are not log-probabilities: take log_softmax over the vocabulary first (or use F.cross_entropy).",
+        ),
+    ]
 
-    return case
+    def judge(got):
+        name_the_number(one_number(got, "the loss"), right, known, on=f" (ids {ids.tolist()}, mask {mask.tolist()})")
+
+    return Case(name, (logits, ids, mask), judge)
 
 
-def check_next_token_loss(fn) -> bool:
-    """`fn(logits (B, T, V), ids (B, T), mask (B, T)) -> float`: the mean cross-entropy, in nats, of
-    predicting each token from the position before it (logits[:, t] predicts ids[:, t + 1]), over the
-    predictions whose target is a real token (mask 1), padding left out."""
-    torch.manual_seed(0)
+def _next_token_loss_cases() -> list[Case]:
     # two right-padded rows of a 7-token vocabulary: a short caption and a long one
     ids = torch.tensor([[0, 3, 5, 0, 0, 0], [0, 4, 2, 6, 1, 0]])
     mask = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]])
-    padded = _loss_case(torch.randn(2, 6, 7) * 2, ids, mask)
+    padded = _loss_case("two padded captions, vocabulary 7", torch.randn(2, 6, 7) * 2, ids, mask)
+    ids3 = torch.randint(0, 11, (3, 5))
 
-    def uniform(f):
-        logits = torch.zeros(3, 5, 11)  # every token equally likely: the model that knows nothing
-        ids3 = torch.randint(0, 11, (3, 5))
-        got = one_number(f(logits, ids3, torch.ones_like(ids3)), "the loss")
+    def uniform(got):
         name_the_number(
-            got,
+            one_number(got, "the loss"),
             math.log(11),
             [
                 (math.log2(11), "That is log2(11), in bits; the course measures nats: ln 11."),
@@ -219,9 +190,20 @@ def check_next_token_loss(fn) -> bool:
             on=" with every logit equal over a vocabulary of 11: the answer is ln 11",
         )
 
-    no_padding = _loss_case(torch.randn(1, 8, 5), torch.randint(0, 5, (1, 8)), torch.ones(1, 8, dtype=torch.long))
-    return grade(
-        "next_token_loss",
-        fn,
-        [("two padded captions, vocabulary 7", padded), ("uniform logits", uniform), ("no padding", no_padding)],
+    # every token equally likely: the model that knows nothing
+    uniform_case = Case("uniform logits", (torch.zeros(3, 5, 11), ids3, torch.ones_like(ids3)), uniform)
+    no_padding = _loss_case(
+        "no padding", torch.randn(1, 8, 5), torch.randint(0, 5, (1, 8)), torch.ones(1, 8, dtype=torch.long)
     )
+    return [padded, uniform_case, no_padding]
+
+
+check_next_token_loss = Checker(
+    "next_token_loss",
+    _next_token_loss_cases,
+    """`fn(logits (B, T, V), ids (B, T), mask (B, T)) -> float`: the mean cross-entropy, in nats, of
+    predicting each token from the position before it (logits[:, t] predicts ids[:, t + 1]), over the
+    predictions whose target is a real token (mask 1), padding left out.""",
+)
+
+EXERCISES = (check_count_parameters, check_next_token_loss)
