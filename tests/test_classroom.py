@@ -21,8 +21,8 @@ from classroom_fixtures import (
     fill,
     teacher_folder,
 )
-from vgpt.__main__ import main
 
+from vgpt.__main__ import main
 from vgpt.classroom import grade as grading
 from vgpt.classroom import sandbox
 from vgpt.classroom.exercise_cells import ClassroomError, checks_of

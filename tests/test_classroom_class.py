@@ -18,6 +18,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from classroom_fixtures import ADD_OK, STEM, WARMUP_OK, as_colab_download, fill, needs_sandbox, teacher_folder
+
 from vgpt.__main__ import main
 from vgpt.config import REPO_ROOT
 

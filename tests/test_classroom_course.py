@@ -12,10 +12,10 @@ import nbformat
 import pytest
 from classroom_fixtures import needs_sandbox
 from IPython.core.inputtransformer2 import TransformerManager
-from vgpt.__main__ import main
-from vgpt.config import REPO_ROOT
 
+from vgpt.__main__ import main
 from vgpt.classroom.exercise_cells import CHECK_MY_WORK, CHECKER, EXERCISE, MARKER, tags
+from vgpt.config import REPO_ROOT
 from vgpt.course.exercises import NOTEBOOKS
 
 SOURCE = REPO_ROOT / "notebooks"

@@ -8,10 +8,10 @@ import nbformat
 from classroom_fixtures import exercise, needs_sandbox
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from notebook_exercises import exercise_solution
-from vgpt.__main__ import main
-from vgpt.config import REPO_ROOT
 
+from vgpt.__main__ import main
 from vgpt.classroom.exercise_cells import worked_solution
+from vgpt.config import REPO_ROOT
 
 STEM = "10_capstone_sketch"
 GREEDY = next(

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 from classroom_fixtures import needs_sandbox
-from vgpt.config import REPO_ROOT
 
 from vgpt.classroom.exercise_cells import Check
 from vgpt.classroom.grade import Grading, Task
 from vgpt.classroom.sandbox import Limits
+from vgpt.config import REPO_ROOT
 from vgpt.course.exercises import wire
 from vgpt.course.exercises.grading import Case, Checker
 
