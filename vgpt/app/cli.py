@@ -6,7 +6,8 @@ as one line on stderr and a non-zero exit code, not a traceback.
 Here: the parser and `main`. The commands' handlers live by job in
 `commands_captioner.py` (demo, train, extract, caption, evaluate),
 `commands_setup.py` (build-tiny, profile) and `commands_classroom.py`;
-bench's, which only picks a benchmark module, stays beside its parser here.
+bench's, which only picks a benchmark module, stays beside its parser here, and so does the
+app's (`add_app_command`: the Gradio page of `gradio_app.py`, the Space of `space.py`).
 """
 
 from __future__ import annotations
@@ -51,6 +52,54 @@ def _bench(args) -> int:
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     return 0
+
+
+def _app(args) -> int:
+    from .commands_captioner import _need
+
+    run = _need(args.run, "run folder")
+    if args.write_space:
+        from .space import write_space
+
+        out = write_space(args.write_space, run, requirement=args.requirement)
+        print(f"wrote the Space to {out}/: app.py, requirements.txt, README.md, " + ", ".join(
+            f"{p.name}/" for p in sorted(out.iterdir()) if p.is_dir()))  # fmt: skip
+        print(f"try it here: python {out / 'app.py'}; publish it: a new Gradio Space, then upload the folder")
+        return 0
+    from .gradio_app import serve
+
+    serve(run, host=args.host, port=args.port)
+    return 0
+
+
+def add_app_command(sub) -> None:
+    """`python -m vgpt app`: a run's captioner on a web page, or written out as a Hugging Face Space."""
+    from .space import DEFAULT_REQUIREMENT
+
+    p = sub.add_parser(
+        "app",
+        help="a trained run's captioner on a web page (Gradio), or written out as a Hugging Face Space",
+        description="Serve a page where one uploads an image or picks an example, chooses greedy, beam "
+        "search or sampling, and sees the caption with each word's attention over the image. "
+        'Needs pip install "vgpt[app]". With --write-space, write the same app as a Space folder instead.',
+    )
+    p.add_argument("--run", type=Path, required=True, help="run folder (or its bridge/ folder)")
+    p.add_argument("--host", default=None, help="address to serve on (default: Gradio's, 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default: Gradio's, 7860 or the next free one)")
+    p.add_argument(
+        "--write-space",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="do not serve: write a Hugging Face Space to DIR (new or empty): app.py, requirements.txt, "
+        "README.md with the Space's settings, the bridge (and on tiny its frozen models)",
+    )
+    p.add_argument(
+        "--requirement",
+        default=DEFAULT_REQUIREMENT,
+        help="how the Space installs vgpt, a line of its requirements.txt (default: %(default)s)",
+    )
+    p.set_defaults(func=_app)
 
 
 SOURCE_HELP = "the teacher's notebooks folder (default: the repository's notebooks/)"
@@ -272,6 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
         "name", nargs="?", default=None, help="auto, seed, seed-plus or tiny (default: VGPT_PROFILE or auto)"
     )
     p.set_defaults(func=commands_setup.show_profile)
+
+    add_app_command(sub)
     return parser
 
 
