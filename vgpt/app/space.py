@@ -34,9 +34,13 @@ if (HERE / "tiny").is_dir():  # the tiny profile's frozen models, shipped beside
     os.environ.setdefault("VGPT_TINY_DIR", str(HERE / "tiny"))  # read when vgpt is imported
 
 from vgpt.app.gradio_app import serve  # noqa: E402
+from vgpt.errors import UserError  # noqa: E402
 
 if __name__ == "__main__":
-    serve(HERE / "bridge")  # on a Space, Gradio serves where the Space says (GRADIO_SERVER_NAME / _PORT)
+    try:
+        serve(HERE / "bridge")  # on a Space, Gradio serves where the Space says (GRADIO_SERVER_NAME / _PORT)
+    except UserError as err:  # a missing model, a bridge for other base models: one line in the Space's log
+        raise SystemExit(f"vgpt app: error: {err}") from None
 '''
 
 README = """---
