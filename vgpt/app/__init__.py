@@ -9,4 +9,6 @@ bench          speed of each lever side by side, FLOPs, a GPU memory estimate
 bench_timing   the harness: timed runs after a FLOP-counted warm-up
 bench_more     feature extraction speed; measured GPU memory
 bench_threads  `bench --under-load`: CPU threads alone and beside a busy process
+gradio_app     `app`: a run's captioner on a web page (Gradio, the [app] extra)
+space          `app --write-space`: that page as a Hugging Face Space folder
 """

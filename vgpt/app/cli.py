@@ -64,7 +64,9 @@ def _app(args) -> int:
         out = write_space(args.write_space, run, requirement=args.requirement)
         print(f"wrote the Space to {out}/: app.py, requirements.txt, README.md, " + ", ".join(
             f"{p.name}/" for p in sorted(out.iterdir()) if p.is_dir()))  # fmt: skip
-        print(f"try it here: python {out / 'app.py'}; publish it: a new Gradio Space, then upload the folder")
+        print(f"try it here: python {out / 'app.py'}")
+        print("publish it: hf repos create USER/NAME --repo-type space --space-sdk gradio")
+        print(f"            hf upload USER/NAME {out} . --repo-type space")
         return 0
     from .gradio_app import serve
 
