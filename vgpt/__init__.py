@@ -28,6 +28,7 @@ The rings around it, each importing the core and never imported by it:
     course/        what the notebooks use: helpers, the demo widget, experiments, exercises and checkers
     classroom/     release the student version, grade submissions in a sandbox
     bench/         each speed lever measured side by side
+    app/           the captioner on a web page (Gradio), and as a Hugging Face Space
 """
 
 __version__ = "0.1.0"

@@ -13,6 +13,7 @@ import argparse
 import sys
 from dataclasses import asdict
 
+from .app.commands import add_commands as app_commands
 from .bench.commands import add_commands as bench_commands
 from .classroom.commands import add_commands as classroom_commands
 from .config import UserError
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     recipe_commands(sub)
     bench_commands(sub)
     classroom_commands(sub)
+    app_commands(sub)
     p = sub.add_parser(
         "profile",
         help="show which profile would be used, and why",

@@ -19,6 +19,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY_DIR = Path(os.environ.get("VGPT_TINY_DIR", REPO_ROOT / "data" / "tiny"))
+REPOSITORY = "https://github.com/vgpt-course/vgpt"  # pyproject.toml's [project.urls] Repository
 
 
 class UserError(Exception):
