@@ -3,6 +3,7 @@
     python .ci/colab_simulation.py                     # every run below, in turn; prints a table
     python .ci/colab_simulation.py --run tiny 00 07    # one run, two notebooks
     python .ci/colab_simulation.py --keep /tmp/colab   # keep the folders (executed notebooks in out/)
+    python .ci/colab_simulation.py --run tiny --reruns # every cell twice, then Run All again (CI's way)
 
 What a Colab user meets, and what stands in for it here:
 
@@ -92,6 +93,7 @@ class Machine:
     drive: Path
     hf_home: Path | None = None  # the stand-in Hugging Face caches (seed)
     extra_env: dict[str, str] = field(default_factory=dict)  # --env KEY=VALUE: more for every kernel
+    reruns: bool = False  # --reruns: every cell twice, then Run All again (a learner inspecting tensors)
     # (run, notebook, wall seconds, CPU seconds of the kernel and what it ran, "ok" or the error)
     times: list[tuple[str, str, float, float, str]] = field(default_factory=list)
 
@@ -225,6 +227,22 @@ def kernel_env(machine: Machine, content: Path, profile: str) -> dict[str, str]:
     return env | machine.extra_env
 
 
+def execute(client, env: dict, reruns: bool) -> None:
+    """Run the notebook; with `reruns`, as a learner does who reruns cells to inspect tensors: every code
+    cell twice in a row, then "Run All" again, in one kernel."""
+    if not reruns:
+        client.execute(env=env)
+        return
+    code = [(i, c) for i, c in enumerate(client.nb.cells) if c.cell_type == "code"]
+    with client.setup_kernel(env=env):
+        for rounds, plan in (("each cell twice", [x for x in code for _ in range(2)]), ("Run All again", code)):
+            for index, cell in plan:
+                try:
+                    client.execute_cell(cell, index)
+                except Exception as err:
+                    raise RuntimeError(f"{rounds}, cell {index}: {str(err).strip().splitlines()[-1]}") from err
+
+
 def run_alone(machine: Machine, stem: str, run: str, profile: str, on_drive: bool, out: Path) -> tuple[float, str]:
     """Execute one notebook in a fresh kernel and an empty folder; (seconds, "ok" or the error's last line)."""
     import nbformat
@@ -245,7 +263,7 @@ def run_alone(machine: Machine, stem: str, run: str, profile: str, on_drive: boo
                             resources={"metadata": {"path": str(content)}})  # fmt: skip
     start, cpu, status = time.perf_counter(), _children_cpu(), "ok"
     try:
-        client.execute(env=kernel_env(machine, content, profile))
+        execute(client, kernel_env(machine, content, profile), machine.reruns)
     except Exception as err:  # report it, go on with the next notebook
         status = (str(err).strip().splitlines() or [repr(err)])[-1][:300]
     seconds, cpu = time.perf_counter() - start, _children_cpu() - cpu
@@ -292,11 +310,12 @@ def run_set(machine: Machine, run: str, only: list[str] | None = None) -> list[t
     return [(s, *run_alone(machine, s, run, profile, on_drive, machine.root / "out")) for s in chosen]
 
 
-def simulate(root: Path, runs: list[str], only: list[str] | None = None, env: dict | None = None) -> Machine:
+def simulate(root: Path, runs: list[str], only: list[str] | None = None, env: dict | None = None,
+             reruns: bool = False) -> Machine:  # fmt: skip
     """Every notebook of each run alone, in order; returns the machine with its times."""
     os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(root / "jupyter"), os.environ.get("JUPYTER_PATH")]))
     machine = make_machine(root)
-    machine.extra_env = dict(env or {})
+    machine.extra_env, machine.reruns = dict(env or {}), reruns
     for run in runs:
         run_set(machine, run, only)
     return machine
@@ -330,11 +349,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--run", action="append", choices=list(RUNS), help="a run (repeatable; default: all)")
     parser.add_argument("--keep", help="work in this new folder and keep it")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="more for every kernel")
+    parser.add_argument("--reruns", action="store_true", help="every cell twice in a row, then Run All again")
     args = parser.parse_args(argv)
     runs = args.run or list(RUNS)
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="vgpt-colab-"))
     try:
-        machine = simulate(root, runs, args.notebooks or None, dict(e.split("=", 1) for e in args.env))
+        machine = simulate(root, runs, args.notebooks or None, dict(e.split("=", 1) for e in args.env), args.reruns)
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)

@@ -9,9 +9,10 @@ published vocabulary in tests/fixtures/gpt2-bpe/), and a miniature Flickr8k
 in the original layout (24 Shapes World images, five captions each). Then it
 executes each notebook with VGPT_PROFILE=seed into WORKDIR/notebooks/ and
 prints its time and whether it ran to the end. The captions are nonsense
-(random weights); what it checks is that every seed code path runs: 257-token
-prefixes, 768-wide embeddings, GPT-2's tokens, grouped captions, the shared
-prefix in training, beam search, the widget.
+(random weights, made to end after 8 tokens as a real GPT-2's would end);
+what it checks is that every seed code path runs: 257-token prefixes,
+768-wide embeddings, GPT-2's tokens, grouped captions cut at end-of-text, the
+shared prefix in training, beam search, the widget.
 """
 
 from __future__ import annotations
@@ -25,6 +26,25 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+CAPTION_TOKENS = 8  # where the stand-in GPT-2 ends a caption: after this many tokens
+
+
+def ends_its_sentences(lm, after_position: int, eos: int = 50256) -> None:
+    """Make a GPT-2 of random weights say end-of-text at every position from `after_position` on, as a
+    trained one ends its sentences (random weights never would: every caption would run to the length
+    limit, which real captions do not, and the end-of-text paths would go untried). One direction u is
+    added, large, to the position embeddings from there on, so the last hidden state points along u;
+    end-of-text's (tied) embedding is a small multiple of u, so its logit wins there and, anywhere
+    else, stays below the largest of the 50,257 random ones."""
+    import torch
+
+    u = torch.randn(lm.config.n_embd, generator=torch.Generator().manual_seed(0))
+    u = (u - u.mean()) / (u - u.mean()).norm()  # centred: the final LayerNorm keeps it
+    with torch.no_grad():
+        lm.transformer.wpe.weight[after_position:] += 100 * u
+        lm.transformer.wte.weight[eos] = 0.4 * u
+
+
 def stand_in_hub(hub: Path) -> None:
     from transformers import CLIPImageProcessor
 
@@ -32,6 +52,7 @@ def stand_in_hub(hub: Path) -> None:
     from vgpt.scale.standins import gpt2_tokenizer, seed_architectures
 
     vision, lm = seed_architectures()
+    ends_its_sentences(lm, SEED.model.visual_tokens + CAPTION_TOKENS)
     for repo, model in ((SEED.model.vision_model, vision), (SEED.model.language_model, lm)):
         root = hub / ("models--" + repo.replace("/", "--"))
         snapshot = root / "snapshots" / ("0" * 40)

@@ -5,6 +5,9 @@ noise to diffs; `tests/test_notebooks.py` keeps them out), so the cells are
 numbered here, in order, as nbval reads each notebook.
 """
 
+import os
+import tempfile
+
 import nbformat
 from nbval import plugin
 
@@ -25,3 +28,11 @@ class _NumberedNotebooks:
 
 
 plugin.nbformat = _NumberedNotebooks()
+
+
+def pytest_runtest_setup(item):
+    """The notebooks run from an empty work folder, as a learner's first time does: the tests before them
+    may have left a trained bridge in runs/notebooks, which notebook 06 would load instead of training,
+    and their times are the reference `.ci/notebooks_under_load.py` compares a loaded run with."""
+    if "VGPT_RUNS" not in os.environ:  # set before the first notebook's kernel starts; kernels inherit it
+        os.environ["VGPT_RUNS"] = tempfile.mkdtemp(prefix="vgpt-nbval-runs-")

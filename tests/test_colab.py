@@ -163,15 +163,30 @@ def simulated_colab(tmp_path_factory):
         print("\n" + simulation.table(machine))
 
 
+all_opt_in = pytest.mark.skipif(
+    os.environ.get(SEED_OPT_IN) != "1",
+    reason=f"opt-in: {SEED_OPT_IN}=1 runs every notebook (CI runs them through the script, each cell twice)",
+)
 seed_opt_in = pytest.mark.skipif(
     os.environ.get(SEED_OPT_IN) != "1",
     reason=f"opt-in: {SEED_OPT_IN}=1 runs the seed stand-in (about 22 min; CI runs it through the script)",
 )
 
 
+def test_a_notebook_runs_to_the_end_alone_on_a_fresh_simulated_colab_machine(simulated_colab):
+    """The simulation itself, on one short notebook: CI runs all of them, each cell twice, through the
+    script (`.ci/colab_simulation.py --run tiny --reruns`), and the seed runs."""
+    simulation, machine = simulated_colab
+    results = simulation.run_set(machine, "tiny", only=["04"])
+    assert [stem for stem, _, _ in results] == ["04_joint_attention_mask"]
+    failed = [f"{stem}: {status}" for stem, _, status in results if status != "ok"]
+    assert not failed, "\n".join(failed) + f"\n(executed notebooks in {machine.root / 'out'})"
+
+
 @pytest.mark.parametrize(
-    "run", ["tiny", pytest.param("seed", marks=seed_opt_in), pytest.param("seed-quick", marks=seed_opt_in)]
-)
+    "run", [pytest.param("tiny", marks=all_opt_in), pytest.param("seed", marks=seed_opt_in),
+            pytest.param("seed-quick", marks=seed_opt_in)],
+)  # fmt: skip
 def test_every_notebook_runs_to_the_end_alone_on_a_fresh_simulated_colab_machine(simulated_colab, run):
     simulation, machine = simulated_colab
     results = simulation.run_set(machine, run)
