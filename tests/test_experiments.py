@@ -119,7 +119,7 @@ def test_every_shipped_result_is_filed_under_the_key_of_its_settings():
     assert len(shipped) >= 15
     for path in shipped:
         result = json.loads(path.read_text())
-        if path.name.startswith("probe-"):
+        if path.name.startswith("probe-") or path == experiments.BASELINE_SPREAD:
             continue
         assert (
             path.stem
@@ -160,3 +160,73 @@ def test_shape_probe_scores_every_layer_for_both_probes_and_caches(parts, tmp_pa
         assert set(scores["pairs"][str(result["layers"][-1])]) <= held_out
     assert result["neutral"]["n_train"] < result["all"]["n_train"] == 90
     assert shape_probe(None, n_train=90, n_test=12, folder=tmp_path) == result  # read back, no models needed
+
+
+# ------------------------------------------------------------------ seeds, spread and the baseline check
+
+
+def test_run_seeds_runs_each_seed_and_reports_mean_and_sd(tmp_path):
+    figures = {"val_loss": 0.0, "test": {"exact_match": 0.0, "color_accuracy": 0.5, "eos_rate": 1.0},
+               "compositional": {"exact_match": 0.0, "heldout_shape_accuracy": 0.5, "color_accuracy": 0.5}}  # fmt: skip
+    for seed, (loss, exact) in enumerate([(0.2, 0.4), (0.3, 0.5), (0.25, 0.6)]):
+        key = settings_with({"lora_r": 4, "seed": seed}).key()
+        result = {**figures, "val_loss": loss, "test": {**figures["test"], "exact_match": exact}}
+        (tmp_path / f"{key}.json").write_text(json.dumps(result))
+    row = experiments.run_seeds("rank 4", {"lora_r": 4}, None, tmp_path, shipped=None)
+    assert [r["val_loss"] for r in row["runs"]] == [0.2, 0.3, 0.25] and row["changes"] == {"lora_r": 4}
+    assert row["mean"]["final loss"] == pytest.approx(0.25) and row["sd"]["final loss"] == pytest.approx(0.05)
+    assert row["mean"]["test exact"] == pytest.approx(0.5) and row["sd"]["test exact"] == pytest.approx(0.1)
+    lines = experiments.table({"rank 4": row})
+    assert "0.250 ± 0.050" in lines[1] and "50.0 ± 10.0" in lines[1]
+
+
+def test_differences_call_a_finding_only_beyond_twice_the_noise():
+    def row(mean, sd):
+        return {"mean": {"test exact": mean}, "sd": {"test exact": sd}}
+
+    base, noise = row(0.40, 0.08), {"test exact": 0.05}  # a 3-seed sd can be far off; the noise was measured apart
+    assert experiments.differences(row(0.52, 0.09), base, noise)["test exact"] == (pytest.approx(0.12), True)
+    assert experiments.differences(row(0.48, 0.01), base, noise)["test exact"][1] is False
+    assert experiments.differences(row(0.30, 0.02), base, noise)["test exact"][1] is True  # either way
+    # no noise given: the two rows' sd pooled, sqrt((0.03^2 + 0.04^2) / 2) = 0.035
+    assert experiments.differences(row(0.48, 0.03), row(0.40, 0.04))["test exact"][1] is True
+    assert experiments.differences(row(0.46, 0.03), row(0.40, 0.04))["test exact"][1] is False
+
+
+def test_the_shipped_spread_covers_seeds_kernel_paths_threads_and_builds():
+    spread = experiments.load_spread()
+    runs = spread["runs"]
+    assert {r["seed"] for r in runs} == set(experiments.SEEDS)
+    assert {r["cpu_capability"] for r in runs} >= {"DEFAULT", "AVX2"} and {r["threads"] for r in runs} == {1, 2}
+    assert len({r["torch"].split("+")[0] for r in runs}) >= 2
+    assert spread["settings"] == {k: v for k, v in json.loads(json.dumps(vars(BASE))).items() if k != "seed"}
+    assert spread["sd"]["final loss"] > 0 and spread["sd"]["test exact"] > 0  # the chaos is real
+
+
+def test_the_baseline_check_passes_every_machine_and_fails_broken_code():
+    """Every shipped baseline run (another kernel path, thread count or build) passes the check; the
+    shipped runs of a wrong change (labels by token id, an image the bridge cannot see) fail it."""
+    spread = experiments.load_spread()
+    for run in spread["runs"]:
+        as_result = {"val_loss": run["final loss"], "test": {"exact_match": run["test exact"]}}
+        assert experiments.check_baseline(as_result, spread) == [], run
+    for changes in ({"labels": "token_id"}, {"zero_features": True}):
+        for seed in experiments.SEEDS:
+            broken = run_ablation("broken", {**changes, "seed": seed}, None, None)  # shipped
+            wrong = experiments.check_baseline(broken, spread)
+            assert wrong and "final loss" in wrong[0], changes
+
+
+@pytest.mark.slow
+def test_a_broken_mask_fails_the_baseline_check(parts, tmp_path, monkeypatch):
+    """The learner's mistake in stage 04: the mask leaves the visual prefix out (zeros over it). The
+    baseline trains and scores, and notebook 09's check refuses it."""
+    from vgpt import model as model_module
+
+    def prefix_hidden(text_mask, n_prefix):
+        return torch.cat([torch.zeros(text_mask.shape[0], n_prefix, dtype=text_mask.dtype), text_mask], dim=1)
+
+    monkeypatch.setattr(model_module, "joint_attention_mask", prefix_hidden)
+    broken = run_ablation("baseline, prefix masked", {}, parts, tmp_path, shipped=None, log=None)
+    wrong = experiments.check_baseline(broken, experiments.load_spread())
+    assert wrong and broken["val_loss"] > 0.5, broken["val_loss"]

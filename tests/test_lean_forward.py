@@ -8,6 +8,7 @@ from vgpt import loading
 from vgpt.model import VisionGPT2
 from vgpt.prefix import tokenize_captions
 from vgpt.speedups import caption_tokens_forward, fuse_gelu
+from vgpt.world.demo import RECIPES
 
 CAPTIONS = ["a red circle", "a big blue square above a small green triangle", "two", "a small yellow triangle"]
 
@@ -56,15 +57,23 @@ def test_the_comparison_can_fail(model):
     assert abs(late.item() - plain.loss.item()) > 1e-2
 
 
-def test_demo_bench_quick_prints_a_ratio(tmp_path):
+def test_demo_bench_quick_prints_a_seeds_by_recipes_table(tmp_path):
     from vgpt.bench.demo import run_demo_bench
 
     lines = []
-    figures = run_demo_bench(n_train=64, n_eval=8, cache_root=tmp_path / "features", log=lines.append)
-    assert figures["profile"]["steps"] == 7 and figures["fast"]["steps"] == 4  # one batch an epoch
-    assert figures["fast"]["lean_forward"] and not figures["profile"]["lean_forward"]
-    assert 0 < figures["ratio"] == figures["fast"]["seconds"] / figures["profile"]["seconds"]
-    assert figures["profile"]["threads"] == figures["fast"]["threads"] == 1  # pinned, not by the load
+    figures = run_demo_bench(n_train=64, n_eval=8, seeds=(0, 1), cache_root=tmp_path / "features", log=lines.append)
+    profile, fast = figures["recipes"]["profile"], figures["recipes"]["fast"]
+    assert profile["steps"] == 7 and fast["steps"] == RECIPES["fast"].epochs  # one batch an epoch
+    assert fast["lean_forward"] and not profile["lean_forward"]
+    assert sorted(profile["runs"]) == sorted(fast["runs"]) == [0, 1]  # every recipe on every seed
+    assert 0 < figures["ratio"] == fast["seconds"] / profile["seconds"]
+    assert fast["seconds"] == (fast["runs"][0]["seconds"] + fast["runs"][1]["seconds"]) / 2
+    assert figures["threads"] == 1  # pinned, not by the load
+    header, rows = lines[1], [line for line in lines if line.startswith(("profile ", "fast "))]
+    assert "seed 0" in header and "seed 1" in header and len(rows) == 2
+    for row, recipe in zip(rows, (profile, fast)):
+        for seed in (0, 1):
+            assert f"{recipe['runs'][seed]['test_exact_match']:6.1%}" in row
     assert lines[-1].startswith("ratio fast / profile: ")
 
 

@@ -1,13 +1,23 @@
 """Notebook 09's experiments on `tiny`: short training runs that each change a few settings of one
-baseline, and a linear probe of the frozen vision tower; every result cached on disk by its settings.
+baseline, each repeated over seeds, and a linear probe of the frozen vision tower; every result
+cached on disk by its settings.
 
-    Settings (BASE + changes)
+    Settings (BASE + changes, one seed)
       -> Shapes World features (frozen tower, the chosen hidden state; cached per layer)
       -> a fresh VisionGPT2 on a copy of the frozen GPT-2 (projector and LoRA as asked)
-      -> train (one short run, one seed)
+      -> train (one short run)
       -> validation loss (nats / caption token), exact match and end-of-text rate on the test and
          compositional splits, accuracy per attribute
       -> <folder>/<key>.json, key = a hash of the settings
+    run_seeds: the same for each of SEEDS -> the mean and spread (sd) of every figure
+
+A short run is chaotic: the same code and seed gives another result wherever the floating-point
+rounding differs (another torch build, CPU kernel path or thread count), as much as a change of
+seed does. So a single run measures little: every row of the table is the mean of SEEDS, and the
+baseline's noise, its spread over seeds, builds, kernel paths and thread counts, is measured once
+and shipped (`BASELINE_SPREAD`, made by `.ci/baseline_spread.py`). A difference between two rows
+is a finding only where it exceeds twice that noise (`differences`); a learner's baseline passes
+where it lies within `TOLERANCE_SDS` of it (`check_baseline`).
 
 A cell that asks for a run whose file exists reads it back instead of training again, so notebook
 cells can be rerun freely; change any setting and the key, so the file, changes with it.
@@ -21,7 +31,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
+import statistics
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -41,6 +53,9 @@ from .notebook import SHIPPED_BRIDGE
 CACHE_VERSION = 1  # bump when the way a run is trained or scored changes: old results no longer count
 BASE_TARGETS = ("c_attn", "c_proj", "c_fc", "lm_head")  # the tiny profile's
 SHIPPED_RESULTS = TINY_DIR / "experiments"  # notebook 09's runs, as this module wrote them
+BASELINE_SPREAD = SHIPPED_RESULTS / "baseline-spread.json"  # the baseline's runs on several builds and kernel paths
+SEEDS = (0, 1, 2)  # every row of notebook 09's tables is one run per seed
+TOLERANCE_SDS = 4  # a learner's baseline passes within this many of the shipped runs' sd of their mean
 
 
 @dataclass(frozen=True)
@@ -139,7 +154,7 @@ class TokenIdLabelsGPT2(VisionGPT2):
 def scene_features(parts, scenes: list, name: str, layer: int, cache_root: Path):
     """Image ids and a feature cache (frozen tower, hidden state `layer`) for Shapes World scenes."""
     spec = parts.profile.model.with_(feature_layer=layer)
-    size = spec.image_size
+    size = parts.profile.model.image_size
     items = [(f"{name}-{i}", (lambda s=s: s.render(size))) for i, s in enumerate(scenes)]
     cache = features.build_cache(parts.vision, items, features.processor_pixels(parts.image_processor),
                                  cache_root / name, spec, batch_size=256)  # fmt: skip
@@ -275,7 +290,7 @@ def _train_and_score(name: str, settings: Settings, parts, cache_root: Path) -> 
     else:  # epochs=0: score the bridge as it starts (the shipped one, say)
         val_loss = validation_loss(model, val_data, config, torch.device("cpu"), None)
     result = {"name": name, "settings": asdict(settings), "key": settings.key(), "val_loss": val_loss,
-              "step_loss": step_loss, "calibration_factor": factor}  # fmt: skip
+              "step_loss": step_loss, "calibration_factor": factor, "made_with": made_with()}  # fmt: skip
     for split in ("test", "compositional"):
         scenes, ids, get = evals[split]
         texts, ended = generate.generate_captions(model, features=get(ids))
@@ -298,3 +313,121 @@ def heldout_shape_accuracy(texts: list[str], scenes: list) -> float | None:
                 total += 1
                 right += said.get(f"shape{k}") == obj.shape
     return right / total if total else None
+
+
+def made_with() -> dict:
+    """What decides a run's rounding: the torch build, its CPU kernel path, the thread count."""
+    return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "threads": torch.get_num_threads()}  # fmt: skip
+
+
+# ------------------------------------------------------------------ seeds, spread and noise
+
+# what the tables report of one run, by column
+FIGURES = {
+    "final loss": lambda r: r["val_loss"],
+    "test exact": lambda r: r["test"]["exact_match"],
+    "comp. exact": lambda r: r["compositional"]["exact_match"],
+    "held-out shape": lambda r: r["compositional"]["heldout_shape_accuracy"],
+    "test colour": lambda r: r["test"]["color_accuracy"],
+    "end-of-text": lambda r: r["test"]["eos_rate"],
+    "comp. colour": lambda r: r["compositional"]["color_accuracy"],
+}
+TABLE = ("final loss", "test exact", "comp. exact", "held-out shape", "test colour", "end-of-text")
+
+
+def figures_of(result: dict) -> dict[str, float]:
+    """One run's `FIGURES`."""
+    return {name: get(result) for name, get in FIGURES.items()}
+
+
+def summary(figures: list[dict]) -> dict:
+    """{"mean": {figure: mean}, "sd": {figure: sample standard deviation (0 for one run)}} over runs."""
+    columns = {name: [f[name] for f in figures] for name in figures[0]}
+    return {"mean": {k: statistics.fmean(v) for k, v in columns.items()},
+            "sd": {k: statistics.stdev(v) if len(v) > 1 else 0.0 for k, v in columns.items()}}  # fmt: skip
+
+
+def run_seeds(
+    name: str,
+    changes: dict | None = None,
+    parts=None,
+    folder: str | Path | None = None,
+    base: Settings = BASE,
+    log=print,
+    shipped: Path | None = SHIPPED_RESULTS,
+    seeds: tuple[int, ...] = SEEDS,
+) -> dict:
+    """`run_ablation` once per seed (each run read back where it is cached or shipped).
+
+    Returns {"name", "changes", "runs": [one result per seed], "mean": {figure: value}, "sd": {...}}.
+    """
+    changes = dict(changes or {})
+    runs = [run_ablation(name, {**changes, "seed": seed}, parts, folder, base, log, shipped) for seed in seeds]
+    return {"name": name, "changes": changes, "runs": runs, **summary([figures_of(r) for r in runs])}
+
+
+def load_spread(path: Path = BASELINE_SPREAD) -> dict:
+    """The baseline's shipped runs on several builds, kernel paths and thread counts: {"settings",
+    "runs": [{"seed", "torch", "cpu_capability", "threads", figure: value, ...}], "mean", "sd"}."""
+    return json.loads(Path(path).read_text())
+
+
+def band(spread: dict, name: str, k: float = TOLERANCE_SDS) -> tuple[float, float]:
+    """The range a baseline run's figure `name` passes in: the shipped runs' mean +- k sd, rounded
+    outwards to 0.01 (nats, or a point of exact match) so that it reads as printed."""
+    mean, sd = spread["mean"][name], spread["sd"][name]
+    return max(0.0, math.floor(100 * (mean - k * sd)) / 100), math.ceil(100 * (mean + k * sd)) / 100
+
+
+def check_baseline(result: dict, spread: dict, k: float = TOLERANCE_SDS) -> list[str]:
+    """What is wrong with a baseline run against the shipped baseline's runs: each of final loss and
+    test exact match outside its `band`, said in one line; [] when it passes."""
+    wrong = []
+    for name in ("final loss", "test exact"):
+        value, (low, high) = FIGURES[name](result), band(spread, name, k)
+        if not low <= value <= high:
+            wrong.append(f"{name} {value:.3f} is outside {low:.2f} to {high:.2f}, the shipped runs' mean ± {k:g} sd")
+    return wrong
+
+
+def differences(row: dict, reference: dict, noise: dict | None = None, times: float = 2) -> dict:
+    """Each figure's difference of means, row - reference, and whether it is a finding: larger than
+    `times` the noise of one run. `noise` is that noise where it was measured apart (the sd of the
+    baseline's many shipped runs); without it, the two rows' sd pooled. Returns {figure: (difference,
+    finding)}."""
+    out = {}
+    for name in row["mean"]:
+        if noise is not None:
+            scale = noise[name]
+        else:
+            scale = math.sqrt((row["sd"][name] ** 2 + reference["sd"][name] ** 2) / 2)
+        diff = row["mean"][name] - reference["mean"][name]
+        out[name] = (diff, abs(diff) > times * scale)
+    return out
+
+
+def _value(name: str, value: float, signed: bool = False) -> str:
+    sign = "+" if signed else ""
+    return f"{value:{sign}.3f}" if name == "final loss" else f"{100 * value:{sign}.1f}"
+
+
+def table(rows: dict, columns: tuple[str, ...] = TABLE, width: int = 16) -> list[str]:
+    """Rows of `run_seeds` results as text: mean ± sd of each figure (losses in nats, the rest in %)."""
+    lines = [f"{'run':<27}" + "".join(f"{c:>{width}}" for c in columns)]
+    for name, row in rows.items():
+        cells = [f"{_value(c, row['mean'][c])} ± {_value(c, row['sd'][c])}" for c in columns]
+        lines.append(f"{name:<27}" + "".join(f"{c:>{width}}" for c in cells))
+    return lines
+
+
+def difference_table(rows: dict, reference: str, noise: dict | None = None, columns: tuple[str, ...] = TABLE,
+                     width: int = 16) -> list[str]:  # fmt: skip
+    """Each row's difference of means from `reference` (`differences`), * where it is a finding."""
+    lines = [f"{'vs ' + reference:<27}" + "".join(f"{c:>{width}}" for c in columns)]
+    for name, row in rows.items():
+        if name != reference:
+            found = differences(row, rows[reference], noise)
+            cells = [_value(c, found[c][0], signed=True) + (" *" if found[c][1] else "  ") for c in columns]
+            lines.append(f"{name:<27}" + "".join(f"{c:>{width}}" for c in cells))
+    return lines
