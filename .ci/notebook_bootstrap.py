@@ -55,7 +55,8 @@ KEEP_WORK = f"""\
 # Where this notebook keeps its work: data, feature cache, trained bridges. On Colab each notebook
 # runs on a fresh machine, and /content is wiped when the runtime is recycled: on_drive=True keeps
 # the work (and the Hugging Face downloads) on your Google Drive, in MyDrive/vgpt, where the other
-# notebooks find it. Anywhere else it stays in runs/notebooks.
+# notebooks find it. On the seed profile (a GPU runtime) set it True in every notebook: notebooks
+# 07-09 need the bridge notebook 06 trains. Anywhere else the work stays in runs/notebooks.
 from vgpt.course import notebook
 
 {KEEP_WORK_CALL}on_drive=False)"""

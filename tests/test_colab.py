@@ -9,6 +9,7 @@ import types
 from pathlib import Path
 
 import pytest
+import torch
 
 from vgpt.config import REPO_ROOT, TINY
 from vgpt.course import notebook
@@ -65,6 +66,27 @@ def test_on_colab_without_drive_work_goes_to_content_and_the_user_hears_it_vanis
     assert "vanishes when the runtime is recycled; keep_work(on_drive=True)" in capsys.readouterr().out
     assert on_colab == []
     assert notebook.run_folder(TINY) == notebook.RUNS / "tiny"
+
+
+@pytest.mark.parametrize(
+    ("gpu", "profile", "warned"),
+    [(True, None, True), (False, None, False), (True, "tiny", False), (False, "seed-plus", True)],
+)
+def test_on_colab_without_drive_a_learner_headed_for_seed_is_told_to_keep_the_work_on_drive(
+    fresh_notebook_state, on_colab, monkeypatch, capsys, gpu, profile, warned
+):
+    # auto picks seed on a GPU (the Hub answers on Colab); VGPT_PROFILE decides where it is set
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
+    if profile:
+        monkeypatch.setenv("VGPT_PROFILE", profile)
+    else:
+        monkeypatch.delenv("VGPT_PROFILE", raising=False)
+    notebook.keep_work(on_drive=False)
+    out = capsys.readouterr().out
+    assert ("this runtime will run the seed profile" in out) is warned, out
+    assert ("set on_drive=True in this cell of every notebook" in out) is warned
+    notebook.keep_work(on_drive=True)  # on Drive nothing is lost: no warning
+    assert "will run the seed profile" not in capsys.readouterr().out
 
 
 def test_on_colab_with_drive_work_and_hugging_face_downloads_go_to_my_drive(

@@ -141,6 +141,29 @@ def test_seed_architecture_from_config_has_the_seed_shapes(seed_random):
     assert not any(p.requires_grad for p in vision.parameters())
 
 
+def test_seed_image_processor_is_clip_vit_l14s_and_equals_its_preprocessing_by_hand():
+    """Written out, no download: the Hub's settings, and on a real photo the five steps of notebook 01."""
+    from notebook_exercises import exercise_solution
+
+    from vgpt.course.notebook import sample_photo
+    from vgpt.features import processor_pixels
+    from vgpt.scale.standins import seed_image_processor
+
+    processor = seed_image_processor()
+    assert processor.size == {"shortest_edge": 224} and processor.crop_size == {"height": 224, "width": 224}
+    assert int(processor.resample) == 3 and processor.do_center_crop and processor.do_convert_rgb
+    assert processor.rescale_factor == 1 / 255
+    assert list(processor.image_mean) == [0.48145466, 0.4578275, 0.40821073]
+    assert list(processor.image_std) == [0.26862954, 0.26130258, 0.27577711]
+    photo = sample_photo()
+    pixels = processor_pixels(processor)([photo])
+    assert pixels.shape == (1, 3, 224, 224)
+    by_hand = exercise_solution("01_feature_extraction", "clip_preprocess")
+    mine = by_hand(photo, 224, 224, processor.image_mean, processor.image_std)
+    assert torch.allclose(mine, pixels[0], atol=1e-5)
+    assert not torch.allclose(mine, by_hand(photo, 224, 224, [0.5] * 3, [0.5] * 3), atol=1e-2)  # it can fail
+
+
 @pytest.mark.parametrize(
     "command", [[], ["build-tiny"], ["profile"], ["demo"], ["train"], ["caption"], ["evaluate"], ["extract"]]
 )

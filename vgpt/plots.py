@@ -81,29 +81,42 @@ def caption_grid(images, predictions: list[str], references: list[str] | None = 
 
 
 def attention_maps(image, words: list[str], maps, title: str | None = None, columns: int = 6, close: bool = False):
-    """The image, then one panel per word with its attention over the patches laid on top.
+    """The image, then one panel per word with its attention over the patches, the scene outlined on top.
 
     Every panel shares one colour scale, from 0 to the largest share in any map, with a colour bar
     marking the uniform share 1 / patches: a flat map then looks flat, not as peaked as the rest.
+    The heat is drawn opaque, so each colour reads off the bar whatever the scene's own colours
+    (a heat laid over an orange shape would be read as heat); the scene is drawn as white outlines
+    where its brightness rises above its commonest level (Shapes World's background). Only the
+    centred square that the processor keeps, and the patches cover, is shown.
     """
     plt = pyplot()
     import numpy as np
+    from matplotlib.lines import Line2D
 
     panels = len(words) + 1
     rows = -(-panels // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(1.9 * columns + 0.6, 2.35 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    size = image.size
+    square = centre_square(image)
+    side = square.size[0]
+    gray = np.asarray(square.convert("L"), dtype=float) / 255  # (side, side) brightness in [0, 1]
+    level = float(np.median(gray)) + 0.1  # just above the background (the commonest brightness)
+    outline = gray.max() > level  # a blank image has nothing to outline
     heats = [np.asarray(h.detach().cpu().float() if hasattr(h, "detach") else h, dtype=float) for h in maps]
     top = max((float(h.max()) for h in heats), default=1.0) or 1.0
-    axes.flat[0].imshow(image)
+    axes.flat[0].imshow(square)
     axes.flat[0].set_title("image", fontsize=8)
+    if outline:
+        key = Line2D([], [], color="white", lw=1, label="outlined in\nthe word panels")
+        axes.flat[0].legend(handles=[key], loc="lower center", fontsize=6, facecolor="0.35", labelcolor="white")
     shown = None
+    pixels = (-0.5, side - 0.5, side - 0.5, -0.5)  # the heat covers the square pixel for pixel
     for ax, word, heat in zip(axes.flat[1:], words, heats, strict=False):  # more panels than words
-        ax.imshow(image)
-        shown = ax.imshow(heat, cmap="inferno", alpha=0.6, vmin=0.0, vmax=top, extent=(0, size[0], size[1], 0),
-                          interpolation="nearest")  # fmt: skip
+        shown = ax.imshow(heat, cmap="viridis", vmin=0.0, vmax=top, extent=pixels, interpolation="nearest")
+        if outline:
+            ax.contour(gray, levels=[level], colors="white", linewidths=0.8)
         ax.set_title(repr(word.strip() or word), fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
@@ -112,7 +125,7 @@ def attention_maps(image, words: list[str], maps, title: str | None = None, colu
         bar = fig.colorbar(shown, cax=fig.add_axes((0.875, 0.12, 0.013, 0.72)))
         bar.set_label("share of the word's attention\nto the image's patches", fontsize=8)
         uniform = 1.0 / heats[0].size
-        bar.ax.axhline(uniform, color="cyan", lw=2)
+        bar.ax.axhline(uniform, color="red", lw=2)
         bar.ax.set_yticks(sorted({*bar.get_ticks(), uniform}),
                           [f"{t:.3g}" if t != uniform else f"uniform 1/{heats[0].size}" for t in
                            sorted({*bar.get_ticks(), uniform})], fontsize=7)  # fmt: skip
@@ -120,6 +133,15 @@ def attention_maps(image, words: list[str], maps, title: str | None = None, colu
     if close:  # for showing in a widget: the figure is drawn once, not again by the notebook
         plt.close(fig)
     return fig
+
+
+def centre_square(image):
+    """The centred square of a PIL image, side = its shorter side: the part CLIP's processor keeps
+    (it resizes the shorter side, then crops the centre) and the patch maps cover."""
+    w, h = image.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    return image.crop((left, top, left + side, top + side))
 
 
 def _printable(text: str) -> str:

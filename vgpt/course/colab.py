@@ -14,6 +14,12 @@ profile below it) and prints it:
                      (gone with the runtime)  with the Hugging Face downloads (HF_HOME) in it too
     anywhere else    runs/notebooks           runs/notebooks (Drive exists only on Colab)
 
+A learner on `seed` needs Drive: notebook 06 trains the bridge that notebooks 07-09 read
+(three epochs, the course's longest run), and without Drive it is gone with the runtime. Where
+`load_profile()` will pick a seed profile (VGPT_PROFILE names one, or `auto` finds a CUDA GPU)
+and the work is not on Drive, `keep_work` says so on Colab, in the cell where the learner
+makes the choice.
+
 `VGPT_RUNS`, when set, wins everywhere (the grader points it into each run's
 own folder). The seed's Flickr8k is a folder `flickr8k/` in the work folder if
 one is there (any layout `data.load_captions` reads), else `VGPT_DATA`, else
@@ -29,6 +35,8 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+
+import torch
 
 from ..files import repo_relative
 
@@ -53,6 +61,13 @@ def default_work(repo_runs: Path) -> Path:
     if os.environ.get("VGPT_RUNS"):
         return Path(os.environ["VGPT_RUNS"])
     return content() / LOCAL_FOLDER if on_colab() else repo_runs
+
+
+def seed_expected() -> bool:
+    """Whether `load_profile()` will pick a seed profile here: VGPT_PROFILE names one, or it is `auto`
+    (the default) on a machine with a CUDA GPU, where auto picks seed if the Hub answers (as on Colab)."""
+    name = (os.environ.get("VGPT_PROFILE") or "auto").lower()
+    return name.startswith("seed") if name != "auto" else torch.cuda.is_available()
 
 
 def mount_drive() -> Path:
@@ -99,6 +114,12 @@ def choose_work(on_drive: bool, repo_runs: Path) -> tuple[Path, list[str]]:
             f"work is kept in {folder}: it vanishes when the runtime is recycled; "
             "keep_work(on_drive=True) keeps it on your Google Drive for the next notebooks"
         ]
+        if seed_expected():
+            lines.append(
+                "this runtime will run the seed profile, whose bridge (notebook 06's three epochs, the course's "
+                "longest run) notebooks 07-09 read from the work folder: set on_drive=True in this cell of every "
+                "notebook"
+            )
         return folder, lines
     lines = [f"work is kept in {repo_relative(repo_runs)}"]
     if on_drive:

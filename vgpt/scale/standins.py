@@ -1,7 +1,8 @@
 """The seed's models without a download: for tests, benchmarks and the seed stand-in of the notebooks.
 
 `seed_architectures` builds CLIP ViT-L/14's vision tower and GPT-2 (124M) from their configs with
-random weights: the seed's shapes and FLOPs, none of its knowledge. `gpt2_tokenizer` builds GPT-2's
+random weights: the seed's shapes and FLOPs, none of its knowledge. `seed_image_processor` is
+ViT-L/14's image processor, which holds settings and no weights, so it is the real one. `gpt2_tokenizer` builds GPT-2's
 real byte-level BPE tokenizer from its two published files (the tests keep a copy in
 `tests/fixtures/gpt2-bpe/`).
 """
@@ -12,7 +13,14 @@ import json
 from pathlib import Path
 
 import torch
-from transformers import CLIPVisionConfig, CLIPVisionModel, GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
+from transformers import (
+    CLIPImageProcessorPil,
+    CLIPVisionConfig,
+    CLIPVisionModel,
+    GPT2Config,
+    GPT2LMHeadModel,
+    GPT2TokenizerFast,
+)
 
 from ..loading import ProfileUnavailable, freeze
 
@@ -23,6 +31,16 @@ def seed_vision_config():
         hidden_size=1024, intermediate_size=4096, projection_dim=768, num_hidden_layers=24,
         num_attention_heads=16, num_channels=3, image_size=224, patch_size=14, hidden_act="quick_gelu",
         layer_norm_eps=1e-5,
+    )  # fmt: skip
+
+
+def seed_image_processor():
+    """CLIP ViT-L/14's image processor, written out (the values of the Hub's preprocessor_config.json):
+    the shorter side resized to 224 (bicubic), a centred 224 x 224 crop, rescaled by 1/255, normalised
+    with CLIP's mean and std per channel. Settings only: the seed's preprocessing runs anywhere."""
+    return CLIPImageProcessorPil(
+        size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224}, resample=3,  # 3: PIL's bicubic
+        image_mean=[0.48145466, 0.4578275, 0.40821073], image_std=[0.26862954, 0.26130258, 0.27577711],
     )  # fmt: skip
 
 
