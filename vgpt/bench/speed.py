@@ -7,8 +7,9 @@ Training, per image with 5 captions (forward + backward of one batch):
 Generation of 30 new tokens: one by one or batched, with or without the KV cache.
 
 Every variant runs in the same process on the same models, a warm-up first
-(which also counts its FLOPs with torch's FLOP counter), then `repeats` timed
-runs whose median is reported. By default the models are the seed's
+(which also counts its FLOPs with torch's FLOP counter and its kernels), then
+`repeats` timed runs, the training variants in turn, whose median is reported
+with the fastest and slowest. By default the models are the seed's
 architectures with random weights (no download; same shapes, same FLOPs).
 On a GPU, (b), (c) and generation run under bf16 / fp16 autocast.
 """
@@ -19,6 +20,7 @@ from types import SimpleNamespace
 
 import torch
 
+from .. import speedups
 from ..config import SEED, TINY
 from ..generate import greedy
 from ..loading import load_profile
@@ -26,7 +28,9 @@ from ..model import VisionGPT2
 from ..runtime import autocast, autocast_dtype, pick_device
 from ..scale.standins import seed_architectures
 from .extraction import extraction_timings, measured_peak_memory
-from .timing import SavedTensors, Timing, caption_batch, measure
+from .timing import SavedTensors, Timing, caption_batch, measure, measure_all
+
+HOST = ((speedups, "packing"),)  # the shared prefix's layout: index arithmetic on the host, before any kernel
 
 
 def bench_models(profile: str = "seed"):
@@ -64,11 +68,12 @@ def training_timings(model, profile, images: int, captions: int, repeats: int, d
 
         return run
 
-    return [
-        measure("(a) original: tower per caption, fp32", original, repeats, device=device),
-        measure("(b) cached features", cached_step(False), repeats, device=device),
-        measure("(c) cached + shared prefix", cached_step(True), repeats, device=device),
-    ]
+    runs = {
+        "(a) original: tower per caption, fp32": (original, None),
+        "(b) cached features": (cached_step(False), None),
+        "(c) cached + shared prefix": (cached_step(True), None),
+    }
+    return measure_all(runs, repeats, device, HOST)
 
 
 def generation_timings(model, images: int, new_tokens: int, repeats: int, device) -> list[Timing]:
@@ -168,12 +173,18 @@ def run_bench(
     )
     train = training_timings(model, chosen, images, captions, repeats, device)
     base = train[0]
-    log(f"  {'variant':<40}{'s / image':>10}{'speed-up':>10}{'GFLOP / image':>15}{'FLOP ratio':>12}")
+    log(
+        f"  {'variant':<40}{'s / image':>10}{'(min - max)':>16}{'speed-up':>10}{'GFLOP / image':>15}"
+        f"{'FLOP ratio':>12}{'kernels':>9}"
+    )
     for t in train:
+        low, high = t.spread
         log(
-            f"  {t.name:<40}{t.median / images:>10.3f}{base.median / t.median:>9.2f}x"
-            f"{t.flops / images / 1e9:>15.1f}{base.flops / t.flops:>11.2f}x"
+            f"  {t.name:<40}{t.median / images:>10.3f}{f'({low / images:.3f} - {high / images:.3f})':>16}"
+            f"{base.median / t.median:>9.2f}x{t.flops / images / 1e9:>15.1f}{base.flops / t.flops:>11.2f}x"
+            f"{sum(t.kernels.values()):>9}"
         )
+    log("  (kernels: operations a step runs, forward and backward, views and allocations not counted)")
     log(f"\ngeneration of {new_tokens} new tokens (greedy), {gen_images} images, median of {repeats}:")
     gen = generation_timings(model, gen_images, new_tokens, repeats, device)
     slow = gen[0]
@@ -210,6 +221,9 @@ def run_bench(
         "training": {
             t.name: {
                 "seconds_per_image": t.median / images,
+                "seconds_per_image_all": [x / images for x in t.seconds],
+                "kernels_per_step": sum(t.kernels.values()),
+                "host_ops_per_step": t.host_ops,
                 "speedup": base.median / t.median,
                 "gflops_per_image": t.flops / images / 1e9,
                 "flop_ratio": base.flops / t.flops,
