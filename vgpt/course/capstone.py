@@ -1,9 +1,9 @@
 """Notebook 10, your captioner: the learner's parts gathered, trained into a captioner beside the package's,
 scored, a broken part named, and the result ready to share.
 
-    my_parts(globals())             {name: function}: each part (`parts.PARTS`) defined in the notebook, else
+    gather.my_parts(globals())      {name: function}: each part (`parts.PARTS`) defined in the notebook, else
                                     kept by its own notebook's checker, else left out, and the package's
-                                    stands in: a table says which, and why
+                                    stands in: a table says which, and why (`gather.py`)
     trace(frozen, mine)             one batch through the parts, each one's output shape
     side_by_side(frozen, mine)      the package's captioner and one made of the learner's parts, trained
                                     on the same recipe and seed and scored on the same scenes: a
@@ -15,15 +15,17 @@ arithmetic is the only difference left: with the worked solutions the two are eq
 the way every part of the learner's is held against its stage on the model's own tensors
 (`diagnosis.Watch`), which names the part that went wrong, and where, in words.
 
-It always trains the `tiny` profile, on the CPU: a short recipe (`RECIPE`, 500 steps over 8,000 Shapes
-World scenes) so that both runs take well under a minute each on a laptop. A run is kept for the
+It always trains the `tiny` profile, on the CPU, in one thread: a short recipe (`RECIPE`, 500 steps over
+8,000 Shapes World scenes) so that each run takes about half a minute on a laptop. One thread, because
+the number of threads changes the float sums, and so the trained bridge: with one, every run on a
+machine (the package's, the learner's, the grader's in its sandbox, which has one) adds in the same
+order, and another program on the machine cannot stall it (`scale/threads.py`). A run is kept for the
 kernel's life, keyed by the parts' code, so that a cell run again, or the checker after it, reuses it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import time
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
@@ -36,11 +38,12 @@ from ..features import processor_pixels, spec_features, tower_fingerprint
 from ..loading import load_profile
 from ..masks import attention_bias, joint_attention_mask, position_ids
 from ..model import VisionGPT2
+from ..plots import pyplot
 from ..prefix import prefix_inputs, tokenize_captions
 from ..train import CaptionData, train, warmup_cosine
 from ..world import shapes
 from ..world.scores import shapes_scores
-from . import exercises, notebook, parts
+from . import notebook, parts
 from .diagnosis import Watch, compare_number, compare_tensor
 from .parts import PARTS
 
@@ -50,69 +53,10 @@ TRAIN_SCENES = 8000  # Shapes World training scenes, one caption each: 500 steps
 EVAL = {"test": 100, "compositional": 100}  # scenes captioned and scored per split
 SEED = 0  # of the scenes, the bridge's random start and the data order
 CHUNK = 512  # images per pass through the vision tower
-CHECKERS = {p.name: getattr(exercises, f"check_{p.name}") for p in PARTS}
 KEPT_RUNS = 6  # runs kept per kernel
 
 
 # ------------------------------------------------------------------ the learner's parts
-
-
-def my_parts(namespace: dict | None = None, kept: bool = True) -> dict:
-    """The learner's parts, as {name: function}, and a table of where each came from.
-
-    A part is the function of its name in `namespace` (pass `globals()`: one defined in this notebook
-    wins), else the cell its notebook's checker kept (with `kept`), run here. Each is checked with its
-    own exercise's checker; one not written yet (it still raises NotImplementedError), not found, or
-    whose kept cell does not run, is left out, and the table says the package's stands in for it."""
-    found, rows = {}, []
-    for part in PARTS:
-        fn, where, trouble = _find(part, namespace or {}, kept)
-        if fn is None:
-            rows.append((part, "the package's", trouble))
-            continue
-        with contextlib.redirect_stdout(io.StringIO()):
-            verdict = CHECKERS[part.name].verdict(fn)
-        if verdict.not_written:
-            rows.append((part, "the package's", f"{where} is not written yet (it raises NotImplementedError)"))
-            continue
-        found[part.name] = fn
-        said = "passes its checker" if verdict.passed else verdict.message.removeprefix(f"{part.name}: ")
-        rows.append((part, "yours", f"{where}; {said}"))
-    print(f"parts kept by the notebooks' checkers: {notebook.where(parts.folder())}")
-    width = max(len(p.name) for p in PARTS)
-    print(f"{'part':<{width}}  nb  {'in your captioner':<14} where from")
-    for part, whose, said in rows:
-        print(f"{part.name:<{width}}  {part.notebook[:2]}  {whose:<14} {said.splitlines()[0]}")
-    mine = len(found)
-    print(f"{mine} of {len(PARTS)} parts are yours" + ("." if mine == len(PARTS) else "; the package's stands in for "
-          f"the other {len(PARTS) - mine}, said above."))  # fmt: skip
-    return found
-
-
-def _find(part, namespace: dict, kept: bool):
-    """(function, where it came from, why none) for one part."""
-    fn = namespace.get(part.name)
-    if callable(fn):
-        module = getattr(fn, "__module__", "") or ""
-        if module == "vgpt" or module.startswith("vgpt."):
-            return None, "", f"{part.name} here is vgpt's own ({module}), not yours"
-        return fn, "defined in this notebook", ""
-    cell = parts.kept(part.name) if kept else None
-    if cell is None:
-        return None, "", f"not found: neither defined here nor kept by notebook {part.notebook[:2]}'s checker"
-    path, source = cell
-    space = {"__name__": f"your_{part.name}"}
-    try:
-        exec(compile(source, str(path), "exec"), space)  # noqa: S102 (the learner's own cell, in the learner's kernel)
-    except Exception as err:  # noqa: BLE001 (a kept cell may fail any way)
-        return (
-            None,
-            "",
-            f"{path.name} does not run here ({type(err).__name__}: {err}); an exercise cell must stand alone",
-        )
-    if not callable(space.get(part.name)):
-        return None, "", f"{path.name} defines no {part.name}"
-    return space[part.name], f"kept by notebook {part.notebook[:2]}'s checker", ""
 
 
 def every_part(mine: dict) -> dict:
@@ -133,9 +77,25 @@ class Data:
 _DATA: dict[str, Data] = {}
 
 
+@contextlib.contextmanager
+def one_thread():
+    """torch in one CPU thread inside, as it was outside afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def data(frozen) -> Data:
     """The capstone's scenes and the package's features of them, computed once per kernel."""
     key = tower_fingerprint(frozen.vision)
+    with one_thread():
+        return _data(frozen, key)
+
+
+def _data(frozen, key: str) -> Data:
     if key not in _DATA:
         scenes = {"train": shapes.generate("train", TRAIN_SCENES, seed=SEED)}
         scenes |= {split: shapes.generate(split, n, seed=SEED) for split, n in EVAL.items()}
@@ -254,7 +214,8 @@ def _cached(frozen, mine: dict, progress: bool) -> Run:
         raise UserError(f"the capstone trains the tiny profile, not {frozen.profile.name}: load_profile('tiny')")
     key = (tower_fingerprint(frozen.vision), tuple((n, _identity(f)) for n, f in sorted(mine.items())))
     if key not in _RUNS:
-        _RUNS[key] = _train_and_score(frozen, mine, progress)
+        with one_thread():
+            _RUNS[key] = _train_and_score(frozen, mine, progress)
         while len(_RUNS) > KEPT_RUNS:
             _RUNS.popitem(last=False)
     _RUNS.move_to_end(key)
@@ -434,6 +395,23 @@ class Comparison:
         cells = [f"{r.seconds:.0f} s" for r in runs]
         print(f"{'training and scoring':<30}{cells[0]:>10}{cells[1]:>10}   {len(self.package.losses)} steps each")
 
+    def loss_curves(self, title: str | None = None, smooth: int = 20):
+        """Both runs' training loss, a `smooth`-step running mean each, with the blind floor (notebook 00)."""
+        plt = pyplot()
+        fig, ax = plt.subplots(figsize=(7.5, 3.4))
+        styles = ((self.package, dict(color="tab:gray", lw=4, alpha=0.45)), (self.mine, dict(color="tab:blue", lw=1.3)))
+        for run, style in styles:
+            losses = run.losses
+            if len(losses) >= smooth:
+                mean = [sum(losses[i - smooth : i]) / smooth for i in range(smooth, len(losses) + 1)]
+                ax.plot(range(smooth, len(losses) + 1), mean, label=f"{run.label}", **style)
+        floor = notebook.blind_floor(self.frozen)
+        ax.axhline(floor, color="black", ls="--", lw=1, label=f"blind floor (no image): {floor:.3f}")
+        ax.set(xlabel="optimizer step", ylabel=f"loss, {smooth}-step mean (nats/token)", title=title)
+        ax.legend()
+        fig.tight_layout()
+        return fig
+
     def diagnosis(self) -> list[str]:
         """Each part of the learner's against its stage, then the verdict, in words; printed and returned."""
         lines, watch = [], self.mine.watch
@@ -451,6 +429,10 @@ class Comparison:
     def verdict(self) -> str:
         """Which part broke the captioner, in one paragraph."""
         mine, theirs = self.mine, self.package
+        if not mine.parts:
+            return (
+                "None of the parts is yours yet: both captioners are the package's (the table of your parts says why)."
+            )
         wrong = mine.watch.wrong() if mine.watch else []
         if mine.failed:
             first = f" {wrong[0]} is the first part that went wrong: {_said(mine, wrong[0])}." if wrong else (
@@ -517,10 +499,13 @@ def side_by_side(frozen, mine: dict, progress: bool = True) -> Comparison:
             if run.failed
             else f"{len(run.losses)} steps, trained and scored in {run.seconds:.0f} s"
         )
-        if run is yours:
+        if run is yours and not mine:
+            said = "none of the parts is yours: it is the package's captioner"
+        elif run is yours:
             said += f"; your {len(mine)} parts" + (f", the package's {', '.join(theirs)}" if theirs else "")
+        again = run.uses > 1 and not (run is yours and not mine)
         print(f"{label}: {said}" + (" (kept from earlier in this kernel: the same parts, the same recipe)"
-                                    if run.uses > 1 else ""))  # fmt: skip
+                                    if again else ""))  # fmt: skip
     return Comparison(yours, package, frozen)
 
 

@@ -27,6 +27,7 @@ cell is also what a grader grades); a test that calls a checker keeps nothing.
 
 from __future__ import annotations
 
+import inspect
 import linecache
 import re
 from dataclasses import dataclass
@@ -72,6 +73,10 @@ def folder() -> Path:
 def cell_source(fn) -> str | None:
     """The whole notebook cell that defined `fn` (IPython keeps every cell's source for tracebacks), or
     None where `fn` was not defined in a notebook cell."""
+    try:
+        fn = inspect.unwrap(fn)  # through decorators such as @torch.no_grad(), to the function the cell defined
+    except ValueError:
+        return None
     code = getattr(fn, "__code__", None)
     if code is None or not _CELL_FILE.search(code.co_filename):
         return None
