@@ -14,7 +14,13 @@ student release, the solutions and the grading, with or without nbgrader:
   a checker and asserts it on the function:
   `from vgpt.course.exercises import check_patchify` / `assert check_patchify(patchify)`;
 - the CHECK_MY_WORK cell (tag `check-my-work`), last in the notebook, runs
-  every checker of the notebook and prints a table.
+  every checker of the notebook and prints a table;
+- a PROJECT's checker cell (tags `checker` and `project`, nbgrader as a
+  checker's) needs no exercise cell of its own: its checker's parts are
+  exercises of other notebooks (`Checker.parts`), which the grader takes from
+  the student's notebooks of them. It asserts the checker on a name:
+  `from vgpt.course.exercises.projects import check_my_captioner` /
+  `assert check_my_captioner(my_parts)`.
 
 Markers are code: a markdown cell may quote them, a code cell's marker line is a marker.
 """
@@ -30,7 +36,7 @@ import nbformat
 
 from ..config import UserError
 
-EXERCISE, CHECKER, CHECK_MY_WORK = "exercise", "checker", "check-my-work"
+EXERCISE, CHECKER, CHECK_MY_WORK, PROJECT = "exercise", "checker", "check-my-work", "project"
 MARKER = re.compile(r"^(?P<indent>[ \t]*)#+[ \t]*(?P<kind>BEGIN|END) SOLUTION[ \t]*$")
 STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")  # nbgrader's own stub
 LEFT_OUT = ("solutions", ".ipynb_checkpoints", "__pycache__", ".pytest_cache")  # never released or copied
@@ -162,11 +168,13 @@ class Check:
     checker: str  # its name, `check_patchify`
     where: str  # "<notebook>, cell <index>": for the teacher's messages
     solution: str  # the worked solution (the exercise cell, markers dropped); never shown to a student
+    project: bool = False  # a project's check: its parts are other notebooks' exercises (`Checker.parts`)
 
 
-def checker_of(source: str, function: str, where: str, gid: str) -> tuple[str, str]:
-    """(module, name) of the checker a checker cell asserts on `function`: the cell must be
-    `from MODULE import check_NAME` and `assert check_NAME(function)`."""
+def checker_of(source: str, function: str | None, where: str, gid: str) -> tuple[str, str, str]:
+    """(module, name, the name it is asserted on) of the checker a checker cell asserts on `function` (on
+    any one name, for a project's cell: `function` None): the cell must be `from MODULE import check_NAME`
+    and `assert check_NAME(function)`."""
     if not re.search(r"\bassert\b", source):
         raise ClassroomError(f"{where}: checker {gid!r} does not assert, so it could never fail")
     try:
@@ -178,11 +186,12 @@ def checker_of(source: str, function: str, where: str, gid: str) -> tuple[str, s
     for node in ast.walk(tree):
         if isinstance(node, ast.Assert) and isinstance(node.test, ast.Call) and isinstance(node.test.func, ast.Name):
             name, args = node.test.func.id, node.test.args
-            if len(args) == 1 and isinstance(args[0], ast.Name) and args[0].id == function and name in imported:
-                return imported[name], name
+            if len(args) == 1 and isinstance(args[0], ast.Name) and function in (None, args[0].id) and name in imported:
+                return imported[name], name, args[0].id
+    on = function or "the project's parts"
     raise ClassroomError(
-        f"{where}: checker {gid!r} must import its checker and assert it on {function}: "
-        f"`from MODULE import check_{function}` then `assert check_{function}({function})`"
+        f"{where}: checker {gid!r} must import its checker and assert it on {on}: "
+        f"`from MODULE import check_NAME` then `assert check_NAME({function or 'my_parts'})`"
     )
 
 
@@ -203,10 +212,14 @@ def checks_of(nb, name: str) -> list[Check]:
         if EXERCISE in tags(cell):
             solution = worked_solution(cell, f"{where} ({grade_id(cell)})")
             exercise = (function_name(cell, where), grade_id(cell), solution, where)
+        elif PROJECT in tags(cell):
+            module, checker, name = checker_of(source_of(cell), None, where, grade_id(cell))
+            points = float(cell.metadata.get("nbgrader", {}).get("points", 1))
+            found.append(Check(grade_id(cell), name, "", points, module, checker, where, "", project=True))
         else:
             if exercise is None:
                 raise ClassroomError(f"{where}: checker {grade_id(cell)!r} has no exercise cell before it")
-            module, checker = checker_of(source_of(cell), exercise[0], where, grade_id(cell))
+            module, checker, _ = checker_of(source_of(cell), exercise[0], where, grade_id(cell))
             points = float(cell.metadata.get("nbgrader", {}).get("points", 1))
             found.append(Check(grade_id(cell), exercise[0], exercise[1], points, module, checker, exercise[3],
                                exercise[2]))  # fmt: skip

@@ -36,7 +36,7 @@ from ..config import REPO_ROOT
 from ..course.exercises import calls, wire
 from ..course.exercises.grading import Checker, Verdict
 from . import sandbox
-from .exercise_cells import Check, ClassroomError, checks_of, read_notebook
+from .exercise_cells import Check, ClassroomError, checks_of, defines, read_notebook, source_of
 from .sandbox import Limits
 from .submission import Row, exercise_cell, match, read_all, refusal, submissions
 
@@ -68,6 +68,7 @@ class Task:
     key: str  # the checker's, in the inputs
     gate: str | None = None  # set for a check a project requires first: the project's key (no row of its own)
     part: str | None = None  # that check's function, defined in the same cell (a capstone's cell defines them all)
+    cells: dict | None = None  # a project of parts: part -> its exercise cell; the function is {part: function}
 
     @property
     def function(self) -> str:
@@ -221,8 +222,9 @@ class Grading:
         outcomes: dict[int, tuple] = {}
         remaining, tries = list(range(len(tasks))), 0
         while remaining:
-            exercises = [{"function": tasks[i].function, "source": tasks[i].source,
-                          "checker": tasks[i].key, "seconds": self.seconds(tasks[i])} for i in remaining]  # fmt: skip
+            exercises = [{"function": tasks[i].function, "source": tasks[i].source, "checker": tasks[i].key,
+                          "seconds": self.seconds(tasks[i])} | ({"cells": tasks[i].cells} if tasks[i].cells else {})
+                         for i in remaining]  # fmt: skip
             events, ended = self.run_sandbox(exercises, slot, view)
             ready, current = False, None
             for event in events:
@@ -307,23 +309,27 @@ def verdict_of(task: Task, outcome: tuple, checker: Checker, limits: Limits) -> 
             raise ValueError("not a report")
     except (ValueError, TypeError) as err:
         return Verdict(False, f"report unreadable: what came back from {function}'s sandbox is not a report ({err})")
+    part = data.get("part")  # a project's part whose own cell went wrong
+    function, cell = (
+        (part, f"the exercise cell of {part}") if isinstance(part, str) else (function, "the exercise cell")
+    )
     if isinstance(data.get("cell"), wire.Raised):
         err = data["cell"]
         if _memory_error(err):
-            return Verdict(False, f"memory limit: the exercise cell ran out of memory ({err.type_name})")
+            return Verdict(False, f"memory limit: {cell} ran out of memory ({err.type_name})")
         if _output_error(err):
-            return Verdict(False, f"output limit: the exercise cell wrote past {mb} MB to one file, what it prints "
+            return Verdict(False, f"output limit: {cell} wrote past {mb} MB to one file, what it prints "
                                   f"included ({err.message})")  # fmt: skip
         if _process_error(err):
-            return Verdict(False, f"process limit: the exercise cell could not start another process (the sandbox "
+            return Verdict(False, f"process limit: {cell} could not start another process (the sandbox "
                                   f"allows {limits.processes} processes and threads): {err.message}")  # fmt: skip
         hint = " (an exercise cell is graded alone: import or define what it uses in the cell itself)"
-        return Verdict(False, f"the exercise cell raised {err.type_name}: {err.message}"
+        return Verdict(False, f"{cell} raised {err.type_name}: {err.message}"
                               + (hint if err.is_a("NameError") else ""))  # fmt: skip
     if data.get("defined") is not True:
         names = data.get("names") if isinstance(data.get("names"), list) else []
         defined = f" (it defines {', '.join(map(str, names))})" if names else ""
-        return Verdict(False, f"never defined: the exercise cell defines no {function}{defined}")
+        return Verdict(False, f"never defined: {cell} defines no {function}{defined}")
     module = str(data.get("module", ""))
     if module == "vgpt" or module.startswith("vgpt."):
         return Verdict(False, f"refused: {function} is the package's own implementation ({module}), not the student's")
@@ -381,6 +387,14 @@ def grade(
                     row.message = "notebook not submitted"
                 elif isinstance(theirs, ClassroomError):
                     row.message = f"notebook unreadable: {theirs}"
+                elif check.project:
+                    cells = student_parts(check, theirs, read, sources, source, checkers)
+                    if isinstance(cells, str):
+                        row.message = cells
+                    else:
+                        tasks.setdefault(student, []).extend(
+                            tasks_of(student, stem, check, "", source, checkers, cells)
+                        )
                 elif (cell := exercise_cell(theirs, check)) is None:
                     row.message = f"never defined: the notebook has no exercise cell {check.exercise_id!r}"
                 elif why := refusal(cell, check.exercise):
@@ -424,7 +438,8 @@ def grade_solutions(source: Path, isolated: bool) -> list[tuple[Check, Verdict]]
     checkers, tasks = {}, []
     for stem, (_, checks) in sources.items():
         for check in checks:
-            tasks += tasks_of("worked solutions", stem, check, check.solution, source, checkers)
+            cells = worked_parts(check, sources, source, checkers) if check.project else None
+            tasks += tasks_of("worked solutions", stem, check, check.solution, source, checkers, cells)
     limits = Limits()
     with tempfile.TemporaryDirectory(prefix="vgpt-release-") as tmp:
         grading = Grading(Path(tmp), checkers, isolated, limits, [source])
@@ -434,18 +449,82 @@ def grade_solutions(source: Path, isolated: bool) -> list[tuple[Check, Verdict]]
 
 
 def tasks_of(
-    student: str, stem: str, check: Check, cell: str, source: Path, checkers: dict[str, Checker]
+    student: str,
+    stem: str,
+    check: Check,
+    cell: str,
+    source: Path,
+    checkers: dict[str, Checker],
+    cells: dict[str, str] | None = None,
 ) -> list[Task]:
     """The task of one exercise cell, and before it those of the checks its checker requires first (a
-    project's part, checked in the exercises' sandbox); the checkers they need, loaded into `checkers`."""
-    key = f"{check.module}:{check.checker}"
-    if key not in checkers:
-        checkers[key] = load_checker(check, source)
+    project's part, checked in the exercises' sandbox, on its own cell where `cells` holds the project's
+    parts); the checkers they need, loaded into `checkers`."""
+    key = checker_key(check, source, checkers)
     gates = []
     for number, required in enumerate(checkers[key].requires):
         checkers.setdefault(f"{key}|requires|{number}", required)
-        gates.append(Task(student, stem, check, cell, f"{key}|requires|{number}", gate=key, part=required.name))
-    return [*gates, Task(student, stem, check, cell, key)]
+        gate_cell = cells[required.name] if cells else cell
+        gates.append(Task(student, stem, check, gate_cell, f"{key}|requires|{number}", gate=key, part=required.name))
+    return [*gates, Task(student, stem, check, cell, key, cells=cells)]
+
+
+def checker_key(check: Check, source: Path, checkers: dict[str, Checker]) -> str:
+    """The key of the check's checker in `checkers`, loaded there if it is not yet."""
+    key = f"{check.module}:{check.checker}"
+    if key not in checkers:
+        checkers[key] = load_checker(check, source)
+    return key
+
+
+def _part_checks(checker: Checker, sources: dict, where: str) -> dict[str, tuple[str, Check | None]]:
+    """part -> (its notebook, the teacher's exercise check of it there, or None if the teacher has none)."""
+    found = {}
+    for name, stem in checker.parts.items():
+        checks = sources.get(stem, (None, []))[1]
+        found[name] = (stem, next((c for c in checks if c.exercise == name and not c.project), None))
+    if not found:
+        raise ClassroomError(f"{where}: the project's checker {checker.name!r} names no parts (Checker.parts)")
+    return found
+
+
+def worked_parts(check: Check, sources: dict, source: Path, checkers: dict[str, Checker]) -> dict[str, str]:
+    """A project's parts as the teacher's notebooks hold them: each part's worked solution."""
+    checker = checkers[checker_key(check, source, checkers)]
+    cells = {}
+    for name, (stem, part) in _part_checks(checker, sources, check.where).items():
+        if part is None:
+            raise ClassroomError(f"{check.where}: the project's part {name} is an exercise of {stem}, and the "
+                                 f"notebooks in {source} have no exercise cell of it")  # fmt: skip
+        cells[name] = part.solution
+    return cells
+
+
+def student_parts(check: Check, theirs, read: dict, sources: dict, source: Path, checkers: dict) -> dict | str:
+    """A project's parts as the student handed them in: a part defined in the project's own notebook (the
+    student's override), else the exercise cell of it in the student's notebook of that exercise. Or why
+    the project cannot be graded, as its row's message."""
+    checker = checkers[checker_key(check, source, checkers)]
+    cells = {}
+    for name, (stem, part) in _part_checks(checker, sources, check.where).items():
+        here = [c for c in theirs.cells if defines(c, name)]
+        if here:
+            cell = source_of(here[-1])
+        elif part is None:
+            return f"never defined: {name} is an exercise of {stem}, which the teacher's notebooks do not hold"
+        else:
+            nb = match(stem, sources[stem][1], read)
+            if nb is None:
+                return f"not graded: your part {name} comes from your {stem}, which was not handed in"
+            if isinstance(nb, ClassroomError):
+                return f"not graded: your {stem}, where your part {name} is, is unreadable: {nb}"
+            cell = exercise_cell(nb, part)
+            if cell is None:
+                return f"never defined: your {stem} has no exercise cell {part.exercise_id!r} ({name})"
+        if why := refusal(cell, name):
+            return f"your part {name} ({stem}): {why}"
+        cells[name] = cell
+    return cells
 
 
 def verdicts(tasks: list[Task], outcomes: list[tuple], checkers: dict[str, Checker], limits: Limits):

@@ -73,23 +73,44 @@ def drop_root() -> None:
             raise SystemExit("the sandbox runner is still root after dropping its uid")
 
 
-def run_exercise(exercise: dict, cases: list) -> dict:
-    """In the child: the cell run, the function called on every case. What happened, as plain values."""
+def run_cell(source: str, function: str) -> tuple[dict, object]:
+    """In the child: one exercise cell run in a fresh namespace; (what went wrong, as plain values, or {}; the
+    function it defines, or None)."""
     namespace = {"__name__": "__exercise__", "__builtins__": builtins}
     try:
-        exec(compile(exercise["source"], f"<exercise cell of {exercise['function']}>", "exec"), namespace)  # noqa: S102
+        exec(compile(source, f"<exercise cell of {function}>", "exec"), namespace)  # noqa: S102
     except BaseException as err:  # noqa: BLE001 (SystemExit and KeyboardInterrupt are the cell's doing too)
-        return {"cell": wire.Raised.of(err)}
-    fn = namespace.get(exercise["function"])
+        return {"cell": wire.Raised.of(err)}, None
+    fn = namespace.get(function)
     if fn is None:
-        return {"defined": False, "names": sorted(n for n in namespace if not n.startswith("__"))[:20]}
+        return {"defined": False, "names": sorted(n for n in namespace if not n.startswith("__"))[:20]}, None
+    return {}, fn
+
+
+def run_exercise(exercise: dict, cases: list) -> dict:
+    """In the child: the cell run, the function called on every case. What happened, as plain values. A
+    project of parts ("cells": part -> its cell) runs each part's cell alone and hands the cases
+    {part: function}."""
+    if "cells" in exercise:
+        fn = {}
+        for part, source in exercise["cells"].items():
+            trouble, fn[part] = run_cell(source, part)
+            if trouble:
+                return trouble | {"part": part}
+        modules = [str(getattr(f, "__module__", None) or "") for f in fn.values()]
+        module = next((m for m in modules if m == "vgpt" or m.startswith("vgpt.")), "")
+    else:
+        trouble, fn = run_cell(exercise["source"], exercise["function"])
+        if trouble:
+            return trouble
+        module = str(getattr(fn, "__module__", None) or "")
     results = []
     for kind, args, kwargs in cases:
         try:
             results.append(calls.call(kind, fn, args, kwargs))
         except BaseException as err:  # noqa: BLE001
             results.append(err)
-    return {"defined": True, "module": str(getattr(fn, "__module__", None) or ""), "results": results}
+    return {"defined": True, "module": module, "results": results}
 
 
 def child(index: int, exercise: dict, cases: list, limits: dict, work: str, isolated: bool, answers: int) -> None:

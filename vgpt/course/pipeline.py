@@ -22,14 +22,14 @@ class Block:
 
 # left to right, as the data flows
 PIPELINE = (
-    Block("image", "data", (0, 1)),
+    Block("image", "data", (0, 1, 10)),
     Block("vision tower\n(CLIP ViT)", "frozen", (0, 1)),
     Block("features\n(N, Dv)", "data", (1, 2)),
-    Block("projector", "trained", (2, 6)),
-    Block("[prefix | caption]\n(N + T, Dt)", "data", (3,)),
-    Block("joint attention\nmask (N + T)", "rule", (4,)),
-    Block("GPT-2\n+ LoRA", "frozen+trained", (0, 5, 6)),
-    Block("loss (training)\nor caption\n(generation)", "data", (3, 6, 7, 8)),
+    Block("projector", "trained", (2, 6, 10)),
+    Block("[prefix | caption]\n(N + T, Dt)", "data", (3, 10)),
+    Block("joint attention\nmask (N + T)", "rule", (4, 10)),
+    Block("GPT-2\n+ LoRA", "frozen+trained", (0, 5, 6, 10)),
+    Block("loss (training)\nor caption\n(generation)", "data", (3, 6, 7, 8, 10)),
 )
 
 NOTEBOOKS = {
@@ -43,6 +43,7 @@ NOTEBOOKS = {
     7: "generation",
     8: "evaluation and demo",
     9: "experiments",
+    10: "your captioner",
 }
 
 

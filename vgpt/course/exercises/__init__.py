@@ -4,7 +4,8 @@ Each checker is cases, a call and a judge (`grading`): the cases and the
 judging stay with the checker, the student's function is only called
 (`calls`), and what it returns comes back as data (`wire`). `check_my_work`
 runs every checker of one notebook and prints a table. `projects` holds the
-checks of a part inside the package's own captioner, the capstone's kind.
+project checks: a part inside the package's own captioner, and the capstone's,
+the learner's parts trained together (notebook 10).
 """
 
 from . import (
@@ -15,6 +16,7 @@ from . import (
     lora_injection,
     prefix_concatenation,
     projector,
+    projects,
     training,
     two_alien_models,
 )
@@ -40,6 +42,7 @@ NOTEBOOKS: dict[str, tuple[Checker, ...]] = {  # notebook -> its exercises' chec
     "06_training": training.EXERCISES,
     "07_generation": generation.EXERCISES,
     "08_evaluation_and_demo": evaluation.EXERCISES,
+    "10_your_captioner": (projects.check_my_captioner,),  # the capstone: your parts of 01-08, as one captioner
 }
 
 

@@ -260,3 +260,15 @@ def _captioner(fn, split: str, n: int, seed: int, max_new_tokens: int):
     with torch.no_grad():
         prefix = model.visual_prefix(pixel_values=processor_pixels(parts.image_processor)(images))
     return fn(model.lm, prefix, model.tokenizer.eos_token_id, max_new_tokens)
+
+
+@_call("capstone")
+def _capstone(fn: dict):
+    """The learner's parts, {name: function} (the capstone's cell, or each part's own exercise cell), trained into
+    a captioner on the capstone's recipe (`vgpt.course.capstone`): which parts were given, the test captions'
+    token ids, and, where it went wrong, where and which parts. A project's call, run where the package is."""
+    from vgpt.course import capstone
+
+    if not isinstance(fn, dict):
+        raise TypeError(f"the captioner is made of your parts, {{name: function}}, not {type(fn).__name__}")
+    return capstone.graded(fn)

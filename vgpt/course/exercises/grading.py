@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .. import parts
 from .calls import call
 from .wire import Raised, kind, roundtrip
 
@@ -58,6 +59,7 @@ class Case:
 class Verdict:
     passed: bool
     message: str
+    not_written: bool = False  # the function still raises NotImplementedError (a stub)
 
 
 class Checker:
@@ -78,11 +80,15 @@ class Checker:
         view: str = "exercises",
         seconds: float | None = None,
         requires: tuple[Checker, ...] = (),
+        parts: dict[str, str] | None = None,
     ):
         self.name, self._build, self.__doc__ = name, cases, doc
         self.view = view  # what the grader's sandbox holds of vgpt: "exercises" (the call side only) or "package"
         self.seconds = seconds  # the time one student's function gets here, if not the grader's --timeout
         self.requires = requires  # checkers the same function must pass first, in the "exercises" sandbox
+        # a project made of parts from other notebooks: function -> the notebook whose exercise it is. The
+        # function checked is then {name: function}, each part from its own cell, and `requires` their checkers
+        self.parts = dict(parts or {})
         self._cases: list[Case] | None = None
 
     def __repr__(self) -> str:
@@ -96,16 +102,21 @@ class Checker:
         return self._cases
 
     def __call__(self, fn) -> bool:
+        """Check `fn` here and print the verdict. A part of the captioner that passes is kept for notebook 10
+        (`course.parts.keep`: the cell that defined it, in the work folder)."""
         verdict = self.verdict(fn)
         print(verdict.message)
+        if verdict.passed:
+            parts.keep(self.name, fn)
         return verdict.passed
 
     def verdict(self, fn) -> Verdict:
         """Check `fn` in this process: case by case, stopping at the first that is not right."""
-        module = getattr(fn, "__module__", None) or ""
-        if module == "vgpt" or module.startswith("vgpt."):
-            return Verdict(False, f"{self.name}: that is vgpt's own {module}.{getattr(fn, '__qualname__', fn)}; "
-                                  f"the exercise is to write it yourself.")  # fmt: skip
+        for one in fn.values() if isinstance(fn, dict) else [fn]:  # a project's parts come as a dict
+            module = getattr(one, "__module__", None) or ""
+            if module == "vgpt" or module.startswith("vgpt."):
+                return Verdict(False, f"{self.name}: that is vgpt's own {module}.{getattr(one, '__qualname__', one)}; "
+                                      f"the exercise is to write it yourself.")  # fmt: skip
         notes = []
         for case in self.cases():
             args, kwargs = roundtrip((case.args, case.kwargs))  # fresh copies: the function may change them
@@ -147,7 +158,7 @@ class Checker:
         except Raised as err:
             if err.not_implemented:
                 return Verdict(False, f"{self.name}: not written yet. Fill in the function, run its cell, "
-                                      f"then run this one again.")  # fmt: skip
+                                      f"then run this one again.", not_written=True)  # fmt: skip
             named = case.on_error(err) if case.on_error else None
             if named:
                 return Verdict(False, f"{self.name}: not yet. On {case.name}: {named}")
