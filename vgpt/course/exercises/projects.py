@@ -19,8 +19,11 @@ decoding the shipped tiny captioner's test scenes, passed at an exact match of
 
 `check_my_captioner` is the capstone's (notebook 10): the learner's parts
 (`course.parts.PARTS`) trained together into a captioner on the capstone's
-recipe, passed at an exact match of 40% on its 100 test scenes (the package's
-own parts on that recipe: 61% here, 48% to 61% over four seeds). The grader
+recipe, passed at an exact match of 20% on its 100 test scenes: below the
+package's own parts on that recipe on any seed and kernel path measured (33% to
+61%: seeds 0-2 on the native and default kernel paths of one CPU, and four seeds
+on another), far above a captioner with one broken part (3% for notebook 04's
+slip: 3% and 9% on two machines). The grader
 takes each of the eleven parts from the learner's own notebook of it (or from
 notebook 10, where a cell there defines it), and each must pass its own
 exercise first; in the notebook, a part not found is the package's, and the
@@ -89,7 +92,7 @@ check_captioner_with_my_greedy = Checker(
 
 # ------------------------------------------------------------------ the capstone: your captioner
 
-CAPSTONE_EXACT_MATCH = 0.4  # of the capstone's 100 test captions equal to the scenes' own
+CAPSTONE_EXACT_MATCH = 0.2  # of the capstone's 100 test captions equal to the scenes' own
 
 
 def _my_captioner_cases() -> list[Case]:
@@ -128,7 +131,7 @@ check_my_captioner = Checker(
     "my_parts",
     _my_captioner_cases,
     """`my_parts`, {name: function} of the eleven parts (`vgpt.course.parts.PARTS`; the package's for any not
-    given), trained together into a captioner on the capstone's recipe: at least 40% of its captions of the
+    given), trained together into a captioner on the capstone's recipe: at least 20% of its captions of the
     100 test scenes equal the scenes' own.""",
     view="package",
     seconds=600,
