@@ -68,8 +68,8 @@ def test_chapter_opens_with_the_pipeline_diagram_and_what_you_will_learn(path):
     assert "you will learn" in prose
 
 
-@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
-def test_chapter_has_two_exercises_each_with_solution_markers_and_a_checker(path):
+@pytest.mark.parametrize("path", [p for p in CHAPTERS if p.name[:2] != "10"], ids=lambda p: p.stem)
+def test_chapter_has_two_exercises_each_with_solution_markers_and_a_checker(path):  # 10's is a project of parts
     found = exercises(path)
     assert len(found) >= 2, f"{path.name}: {len(found)} exercises"
     for name, exercise, checker in found:

@@ -26,6 +26,7 @@ STAGES = [
     "07_generation",
     "08_evaluation_and_demo",
     "09_experiments",
+    "10_your_captioner",
 ]
 
 
@@ -89,8 +90,8 @@ def test_notebook_is_committed_executed_and_stripped(path):
     assert any("nbval-check-output" in c.get("metadata", {}).get("tags", []) for c in code), "no compared cell"
 
 
-@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.name[:2] != "09"], ids=lambda p: p.stem)
-def test_notebook_ends_with_an_exercise_and_its_checker(path):  # 09 has experiments to run instead
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.name[:2] not in ("09", "10")], ids=lambda p: p.stem)
+def test_notebook_ends_with_an_exercise_and_its_checker(path):  # 09 has experiments to run, 10 a project
     code = [c for c in load(path)["cells"] if c["cell_type"] == "code"]
     exercises = [i for i, c in enumerate(code) if "exercise" in c.get("metadata", {}).get("tags", [])]
     assert exercises, "no exercise cell (a code cell tagged 'exercise')"
@@ -98,3 +99,12 @@ def test_notebook_ends_with_an_exercise_and_its_checker(path):  # 09 has experim
         name = re.search(r"^def (\w+)\(", source(code[i]), re.M).group(1)
         assert "checker" in code[i + 1].get("metadata", {}).get("tags", []), f"{name}: no checker cell after it"
         assert re.search(rf"from vgpt\.course\.exercises import check_{name}\b", source(code[i + 1]))
+
+
+def test_the_capstone_ends_with_its_project_check():
+    """Notebook 10 has no exercise of its own: its graded cell is the project's checker, run on the learner's
+    parts gathered from notebooks 01-08, then the check-my-work table."""
+    code = [c for c in load(ROOT / "notebooks" / "10_your_captioner.ipynb")["cells"] if c["cell_type"] == "code"]
+    project = [c for c in code if {"checker", "project"} <= set(c.get("metadata", {}).get("tags", []))]
+    assert len(project) == 1 and "check_my_captioner(my_parts)" in source(project[0])
+    assert "check-my-work" in code[-1].get("metadata", {}).get("tags", [])
