@@ -155,6 +155,10 @@ def command(
             args += parents(path) + ["--ro-bind", path, path]
             mounted.append(path)
     args += parents("/etc/ld.so.cache") + ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+    # the private /tmp before the environment: an environment that lives under /tmp is bound on top of it
+    args += ["--proc", "/proc", "--dev", "/dev"]
+    args += ["--size", str(limits.disk), "--perms", "1777", "--tmpfs", "/tmp"]
+    made.add("/tmp")
     for path in _environment_paths():
         if not any(path == m or path.startswith(m + os.sep) for m in mounted):
             args += parents(path) + ["--ro-bind", path, path]
@@ -166,8 +170,6 @@ def command(
         real = os.path.realpath(secret)
         if os.path.isdir(real) and any(real == m or real.startswith(m + os.sep) for m in mounted):
             args += ["--tmpfs", real]
-    args += ["--proc", "/proc", "--dev", "/dev"]
-    args += ["--size", str(limits.disk), "--perms", "1777", "--tmpfs", "/tmp"]
     args += ["--ro-bind", str(view), "/sandbox", "--ro-bind", str(job), "/job", "--ro-bind", str(inputs), "/inputs"]
     env = _environment(uid)
     if package:  # a project's check: the whole package and the tiny models, still read-only
