@@ -68,6 +68,7 @@ class Settings:
     lora_targets: tuple[str, ...] = BASE_TARGETS  # the GPT-2 modules that get an adapter
     lora_r: int = 16  # rank; alpha = 2 r, so that the update's scale alpha / r stays 2 (stage 05)
     labels: str = "position"  # "position" (stage 03's rule) or "token_id" (-100 wherever id == pad)
+    attention: str = "causal"  # "causal" or "prefix_lm": the image block opened (stage 04's two rules)
     zero_features: bool = False  # every feature replaced by 0: a captioner that cannot see
     data: str = "plain"  # "plain" scenes; "counterfactual": half one-word twins; "balanced": see training_scenes
     start: str = "scratch"  # "scratch" (a new bridge) or "shipped": go on training data/tiny/bridge
@@ -82,8 +83,8 @@ class Settings:
 
     def __post_init__(self):
         choices = {"projector": ("mlp", "linear"), "labels": ("position", "token_id"),
-                   "data": ("plain", "counterfactual", "balanced"), "schedule": ("warmup_cosine", "constant"),
-                   "start": ("scratch", "shipped")}  # fmt: skip
+                   "attention": ("causal", "prefix_lm"), "data": ("plain", "counterfactual", "balanced"),
+                   "schedule": ("warmup_cosine", "constant"), "start": ("scratch", "shipped")}  # fmt: skip
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}={getattr(self, name)!r}: choose one of {', '.join(map(repr, allowed))}")
@@ -97,7 +98,10 @@ class Settings:
             )
 
     def key(self) -> str:
-        blob = json.dumps({"version": CACHE_VERSION, **asdict(self)}, sort_keys=True)
+        settings = asdict(self)
+        if settings["attention"] == "causal":  # the default leaves the key as it was before it was a setting
+            del settings["attention"]
+        blob = json.dumps({"version": CACHE_VERSION, **settings}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -197,7 +201,7 @@ def build_model(parts, settings: Settings) -> VisionGPT2:
     """A fresh bridge as `settings` asks, on a copy of the frozen GPT-2 (the one in `parts` is untouched)."""
     spec = parts.profile.model.with_(projector=settings.projector, lora_r=settings.lora_r,
                                      lora_alpha=2 * settings.lora_r, lora_targets=settings.lora_targets,
-                                     feature_layer=settings.layer)  # fmt: skip
+                                     feature_layer=settings.layer, attention=settings.attention)  # fmt: skip
     cls = TokenIdLabelsGPT2 if settings.labels == "token_id" else VisionGPT2
     return cls.from_parts(parts, parts.profile.with_(model=spec), random_seed=settings.seed)
 
