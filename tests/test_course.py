@@ -116,3 +116,12 @@ def test_experiments_notebook_exists_with_its_table():
     outputs = [o for c in cells(path) if c["cell_type"] == "code" for o in c["outputs"]]
     tables = [o for o in outputs if "text/html" in o.get("data", {}) or "exact" in "".join(o.get("text", ""))]
     assert tables, "no results table printed"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_placeholder_is_left_in_the_prose(path):
+    """A writer's marker such as RESULTS-PROSE, where a paragraph is still to be written, reads as nonsense."""
+    prose = "\n".join(text(c) for c in cells(path) if c["cell_type"] == "markdown")
+    answers = ROOT / "notebooks" / "solutions" / f"{path.stem}.md"
+    prose += answers.read_text() if answers.is_file() else ""
+    assert not re.findall(r"\b[A-Z]{3,}(?:-[A-Z]{3,})+\b", prose)
